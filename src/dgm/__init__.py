@@ -1,0 +1,17 @@
+"""dgm: the shared library of the Deep Generative Models course companion.
+
+One concept per module:
+
+* :mod:`dgm.derive` — derivations whose every step is checked;
+* :mod:`dgm.instances` — tractable instances (Gaussians, the linear-Gaussian model);
+* :mod:`dgm.answers` and :mod:`dgm.exercises` — grading formula answers;
+* :mod:`dgm.profile` — the quick/full switch, the device, the run record;
+* :mod:`dgm.data` — datasets (MNIST);
+* :mod:`dgm.nets` — plain networks;
+* :mod:`dgm.vae` — the VAE, its losses and the IWAE bound;
+* :mod:`dgm.train` — the training loop with checkpoints;
+* :mod:`dgm.metrics` — evaluation (ELBO, IWAE NLL, active units);
+* :mod:`dgm.plots` — figures.
+"""
+
+__version__ = "0.1.0"

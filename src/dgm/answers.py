@@ -1,0 +1,176 @@
+r"""Grading formula answers to exercises.
+
+:func:`check` compares a student's formula, typed as text in Python/SymPy
+syntax (``"(mu**2 + sigma**2 - 1)/2 - log(sigma)"``), with the expected
+expression and says one of:
+
+* **correct**;
+* **equal up to a constant** (the difference does not depend on the
+  variables that matter, e.g. a log-normaliser was dropped);
+* **equal up to a factor** (the ratio is a constant, e.g. a missing ½);
+* **wrong**, with a point where the two differ;
+* **malformed**, saying what could not be read; it never raises.
+
+It uses the checks of :mod:`dgm.derive`: exact where SymPy can decide, else
+numeric at random points.
+"""
+
+from __future__ import annotations
+
+import random
+import tokenize
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import sympy as sp
+from sympy.parsing.sympy_parser import (
+    convert_xor,
+    implicit_multiplication_application,
+    parse_expr,
+    standard_transformations,
+)
+
+from dgm.derive import NUMERIC_TOLERANCE, Sampler, describe_point, is_zero
+
+Status = Literal["correct", "up to a constant", "up to a factor", "wrong", "malformed", "unanswered"]
+
+_TRANSFORMATIONS = (*standard_transformations, implicit_multiplication_application, convert_xor)
+_FUNCTIONS = {
+    name: getattr(sp, name)
+    for name in ("log", "exp", "sqrt", "pi", "sin", "cos", "tanh", "Abs", "Rational", "E", "oo", "gamma", "erf")
+}
+_FUNCTIONS["ln"] = sp.log
+_FUNCTIONS["e"] = sp.E
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of :func:`check`; true only when the answer is correct."""
+
+    status: Status
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.status == "correct"
+
+    def _repr_markdown_(self) -> str:
+        icon = {"correct": "✅", "unanswered": "✍️", "malformed": "⚠️"}.get(self.status, "❌")
+        return f"{icon} **{self.status.capitalize()}.** {self.message}"
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.message}"
+
+
+def parse_answer(text: str, symbols: Iterable[sp.Symbol]) -> sp.Expr:
+    """Read ``text`` as a formula in ``symbols``.
+
+    Raises:
+        ValueError: with a message for a student, if the text is not a formula in those symbols.
+    """
+    if "\\" in text:
+        raise ValueError("write the formula in Python syntax, e.g. (mu**2 + sigma**2 - 1)/2, not LaTeX")
+    allowed = {str(symbol): symbol for symbol in symbols}
+    names = {**_FUNCTIONS, **allowed}
+    try:
+        expr = parse_expr(text, local_dict=names, transformations=_TRANSFORMATIONS, evaluate=True)
+    except (SyntaxError, tokenize.TokenError) as error:
+        opened, closed = text.count("("), text.count(")")
+        hint = f"{opened} '(' but {closed} ')'" if opened != closed else f"{error.args[0]}"
+        raise ValueError(f"could not read {text!r} as a formula: {hint}") from None
+    except Exception as error:  # parse_expr evaluates the text, so anything can come out of it
+        raise ValueError(f"could not read {text!r} as a formula ({type(error).__name__}: {error})") from None
+    if not isinstance(expr, sp.Expr) or expr.has(sp.Lambda):
+        raise ValueError(f"{text!r} is not a formula (it reads as {type(expr).__name__})")
+    if expr.has(sp.zoo, sp.nan):
+        raise ValueError(f"{text!r} is undefined (a division by zero?)")
+    unknown = sorted(str(s) for s in expr.free_symbols if str(s) not in allowed)
+    if unknown:
+        raise ValueError(
+            f"your answer uses {', '.join(unknown)}, which the question does not; use only {', '.join(sorted(allowed))}"
+        )
+    return expr
+
+
+def check(
+    answer: str | sp.Expr,
+    expected: sp.Expr,
+    *,
+    symbols: Sequence[sp.Symbol] | None = None,
+    wrt: Sequence[sp.Symbol] | None = None,
+    points: int = 16,
+    seed: int = 0,
+) -> Verdict:
+    """Grade ``answer`` against ``expected``.
+
+    Args:
+        answer: the student's formula, as text or a SymPy expression.
+        expected: the right answer.
+        symbols: the symbols the answer may use (default: those of ``expected``).
+        wrt: the variables that matter; a difference or ratio free of them is
+            "up to a constant" / "up to a factor" (default: all of ``symbols``).
+    """
+    allowed = list(symbols) if symbols is not None else sorted(expected.free_symbols, key=str)
+    if answer is ... or (isinstance(answer, str) and answer.strip() in ("", "...")):
+        return Verdict("unanswered", f"write your formula as text, in the symbols {', '.join(map(str, allowed))}.")
+    try:
+        given = parse_answer(answer, allowed) if isinstance(answer, str) else sp.sympify(answer)
+    except ValueError as error:
+        return Verdict("malformed", str(error))
+    except Exception as error:  # a verdict, never a traceback, whatever the answer was
+        return Verdict("malformed", f"not a formula: {error}")
+    variables = tuple(wrt) if wrt is not None else tuple(allowed)
+    try:
+        return _compare(given, sp.sympify(expected), allowed, variables, Sampler({}, points, seed))
+    except Exception as error:  # a verdict, never a traceback, whatever the answer was
+        return Verdict("malformed", f"could not compare your answer with the expected one ({error})")
+
+
+def _values(expr: sp.Expr, sampler: Sampler, symbols: Sequence[sp.Symbol]) -> list[tuple[complex, dict]]:
+    rng = random.Random(sampler.seed)
+    out = []
+    for _ in range(sampler.points):
+        point = sampler.draw(symbols, rng)
+        value = sampler.evaluate(expr, point)
+        if value is not None:
+            out.append((value, point))
+    return out
+
+
+def _constant(expr: sp.Expr, variables: Sequence[sp.Symbol], sampler: Sampler, symbols: Sequence) -> bool:
+    if all(is_zero(sp.diff(expr, v)) for v in variables):
+        return True
+    others = [s for s in symbols if s not in variables]
+    rng = random.Random(sampler.seed + 1)
+    for _ in range(4):
+        base = sampler.draw(others, rng)
+        seen = [sampler.evaluate(expr, {**base, **sampler.draw(variables, rng)}) for _ in range(4)]
+        seen = [v for v in seen if v is not None]
+        if any(abs(v - seen[0]) > NUMERIC_TOLERANCE * (1 + abs(v)) for v in seen[1:]):
+            return False
+    return True
+
+
+def _compare(
+    given: sp.Expr, expected: sp.Expr, symbols: Sequence[sp.Symbol], variables: Sequence[sp.Symbol], sampler: Sampler
+) -> Verdict:
+    difference = given - expected
+    if is_zero(difference):
+        return Verdict("correct", "your formula equals the expected one for all values (checked symbolically).")
+    values = _values(difference, sampler, symbols)
+    if values and all(abs(v) <= NUMERIC_TOLERANCE * (1 + abs(v)) for v, _ in values):
+        return Verdict("correct", f"your formula equals the expected one at {len(values)} random points.")
+    if _constant(difference, variables, sampler, symbols):
+        return Verdict(
+            "up to a constant",
+            f"your formula differs from the expected one by a term that does not depend on "
+            f"{', '.join(map(str, variables))}: {sp.simplify(difference)}.",
+        )
+    if expected != 0 and _constant(given / expected, variables, sampler, symbols):
+        return Verdict("up to a factor", f"your formula is the expected one times {sp.simplify(given / expected)}.")
+    value, point = next(((v, p) for v, p in values if abs(v) > NUMERIC_TOLERANCE), values[0])
+    at_point = sampler.evaluate(given, point)
+    expected_value = sampler.evaluate(expected, point)
+    shown = f"{at_point.real:.5g}" if at_point is not None else "undefined"
+    wanted = f"{expected_value.real:.5g}" if expected_value is not None else "undefined"
+    return Verdict("wrong", f"at {describe_point(point)} your formula gives {shown}, but the answer is {wanted}.")

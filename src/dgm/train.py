@@ -1,0 +1,153 @@
+"""One short training loop with checkpoints, a progress bar and a time budget.
+
+``fit`` knows nothing of the model's objective: it takes a ``loss_fn(model,
+batch) -> {"loss": scalar, other parts...}`` and logs every part. It saves a
+checkpoint at the end of each epoch (atomically, so an interrupted save loses
+nothing), and a run started again with the same checkpoint path resumes from
+the last finished epoch. Checkpoints hold only tensors and plain Python
+values, so they load with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from dgm.profile import progress_enabled
+
+LossFn = Callable[[nn.Module, Tensor], dict[str, Tensor]]
+
+
+@dataclass
+class TrainSettings:
+    """How long and how to train; the profile picks the numbers (:func:`dgm.profile.pick`)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    checkpoint: Path | None = None
+    time_budget_s: float | None = None
+    progress: bool = field(default_factory=progress_enabled)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError(f"epochs and batch_size must be positive and lr > 0, got {self}")
+
+
+@dataclass
+class History:
+    """Per-epoch means of every term the loss returns, and the wall time of each epoch."""
+
+    terms: dict[str, list[float]] = field(default_factory=dict)
+    seconds: list[float] = field(default_factory=list)
+    stopped_by_budget: bool = False
+
+    @property
+    def epochs(self) -> int:
+        return len(self.seconds)
+
+    def record(self, means: dict[str, float], seconds: float) -> None:
+        for name, value in means.items():
+            self.terms.setdefault(name, []).append(value)
+        self.seconds.append(seconds)
+
+
+def _save(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint written by :func:`fit`, loaded safely (``weights_only=True``)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Tensor,
+    settings: TrainSettings,
+    *,
+    transform: Callable[[Tensor], Tensor] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> History:
+    """Train ``model`` on ``data`` (``(N, ...)``, on any device) by minimising ``loss_fn(...)["loss"]``.
+
+    Args:
+        transform: applied to each batch on the model's device (e.g. dynamic binarisation).
+        optimizer: defaults to Adam with ``settings.lr``.
+
+    Returns the history of all epochs, including those of a resumed run.
+    On ``KeyboardInterrupt`` the last finished epoch is already saved; running
+    the same call again resumes there.
+    """
+    device = next(model.parameters()).device
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=settings.lr)
+    history = History()
+    start_epoch = 0
+    if settings.checkpoint is not None and settings.checkpoint.exists():
+        state = load_checkpoint(settings.checkpoint)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"the checkpoint {settings.checkpoint} was written by a different model; "
+                "delete it to start afresh, or point TrainSettings.checkpoint elsewhere"
+            ) from error
+        optimizer.load_state_dict(state["optimizer"])
+        history = History(**state["history"])
+        torch.set_rng_state(state["rng"])
+        start_epoch = history.epochs
+        print(f"resumed from {settings.checkpoint} after epoch {start_epoch}")
+
+    batches = math.ceil(len(data) / settings.batch_size)
+    remaining = max(settings.epochs - start_epoch, 0)
+    started = time.time()
+    bar = tqdm(total=remaining * batches, disable=not settings.progress or remaining == 0, desc="training")
+    model.train()
+    for epoch in range(start_epoch, settings.epochs):
+        epoch_start = time.time()
+        shuffle = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
+        order = torch.randperm(len(data), generator=shuffle)
+        sums: dict[str, float] = {}
+        for index in range(batches):
+            batch = data[order[index * settings.batch_size : (index + 1) * settings.batch_size]].to(device)
+            if transform is not None:
+                batch = transform(batch)
+            terms = loss_fn(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            optimizer.step()
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(batch)
+            bar.update()
+        means = {name: total / len(data) for name, total in sums.items()}
+        history.record(means, time.time() - epoch_start)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.2f}")
+        if settings.checkpoint is not None:
+            _save(
+                settings.checkpoint,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "history": asdict(history),
+                    "rng": torch.get_rng_state(),
+                },
+            )
+        if settings.time_budget_s is not None and time.time() - started > settings.time_budget_s:
+            history.stopped_by_budget = True
+            print(f"stopped after epoch {epoch + 1}: time budget of {settings.time_budget_s:.0f} s reached")
+            break
+    bar.close()
+    model.eval()
+    return history
