@@ -55,7 +55,7 @@ class Verdict:
         return self.status == "correct"
 
     def _repr_markdown_(self) -> str:
-        icon = {"correct": "✅", "unanswered": "✍️", "malformed": "⚠️"}.get(self.status, "❌")
+        icon = {"correct": "✓", "unanswered": "✎", "malformed": "⚠"}.get(self.status, "✗")
         return f"{icon} **{self.status.capitalize()}.** {self.message}"
 
     def __str__(self) -> str:

@@ -30,7 +30,7 @@ Example::
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -129,7 +129,7 @@ class Sampler:
                 f"cannot evaluate the undefined function(s) {names}; "
                 "check the step on a tractable instance instead"
             )
-        value = sp.N(expr.subs(point), 30)
+        value = sp.N(expr.subs(point), 20 if _unevaluated(expr) else 30)
         if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or not value.is_number:
             return None
         try:
@@ -230,71 +230,50 @@ class Derivation:
         return self
 
     def _check(self, relation: Relation, lhs: sp.Expr, rhs: sp.Expr, wrt: tuple[sp.Symbol, ...]) -> str:
+        symbolic = not (_unevaluated(lhs) or _unevaluated(rhs))
         if relation == "=":
-            return self._check_zero(lhs - rhs)
-        if relation == "<=":
-            return self._check_nonnegative(rhs - lhs)
-        if relation == ">=":
-            return self._check_nonnegative(lhs - rhs)
-        if relation == "const":
-            return self._check_free_of(lhs - rhs, wrt, "difference")
-        if rhs == 0:
+            if symbolic and is_zero(lhs - rhs):
+                return "exact"
+            return self._numeric(lhs, rhs, _equal, "the sides differ")
+        if relation in ("<=", ">="):
+            small, large = (lhs, rhs) if relation == "<=" else (rhs, lhs)
+            if symbolic:
+                proof = _prove_nonnegative(large - small, self.sampler.domain)
+                if proof:
+                    return proof
+            return self._numeric(small, large, _ordered, "the inequality fails")
+        if relation == "propto" and rhs == 0:
             raise StepError("a proportionality needs a nonzero right-hand side")
-        return self._check_free_of(lhs / rhs, wrt, "ratio")
+        quantity = lhs - rhs if relation == "const" else lhs / rhs
+        if symbolic and all(is_zero(sp.diff(quantity, v)) for v in wrt):
+            return "exact"
+        return self._numeric_free_of(lhs, rhs, wrt, relation)
 
-    def _points(self, *exprs: sp.Expr) -> Iterable[dict[sp.Symbol, sp.Expr]]:
-        symbols = set().union(*(e.free_symbols for e in exprs))
+    def _sides(self, lhs: sp.Expr, rhs: sp.Expr, point: Mapping[sp.Symbol, sp.Expr]) -> tuple[complex, complex] | None:
+        """Both sides at ``point``, each evaluated on its own (a difference near zero would cost precision)."""
+        left, right = self.sampler.evaluate(lhs, point), self.sampler.evaluate(rhs, point)
+        return None if left is None or right is None else (left, right)
+
+    def _numeric(self, lhs: sp.Expr, rhs: sp.Expr, holds: Callable[[complex, complex], bool], failure: str) -> str:
+        symbols = lhs.free_symbols | rhs.free_symbols
         rng = random.Random(self.sampler.seed)
+        evaluated = 0
         for _ in range(self.sampler.points):
-            yield self.sampler.draw(symbols, rng)
-
-    def _numeric_label(self, evaluated: int) -> str:
-        if evaluated < max(3, self.sampler.points // 2):
-            raise StepError(f"only {evaluated} of {self.sampler.points} random points were in the domain")
-        return f"numeric, {evaluated} random points"
-
-    def _check_zero(self, difference: sp.Expr) -> str:
-        if is_zero(difference):
-            return "exact"
-        evaluated = 0
-        for point in self._points(difference):
-            value = self.sampler.evaluate(difference, point)
-            if value is None:
+            point = self.sampler.draw(symbols, rng)
+            sides = self._sides(lhs, rhs, point)
+            if sides is None:
                 continue
-            if abs(value) > NUMERIC_TOLERANCE * (1 + abs(value)):
-                raise StepError(f"the sides differ by {_number(value)} at {describe_point(point)}")
+            if not holds(*sides):
+                raise StepError(f"{failure} at {describe_point(point)}: left {_number(sides[0])}, right {_number(sides[1])}")
             evaluated += 1
         return self._numeric_label(evaluated)
 
-    def _check_nonnegative(self, gap: sp.Expr) -> str:
-        simplified = sp.simplify(gap)
-        if simplified.is_nonnegative or is_zero(simplified):
-            return "exact"
-        if simplified.is_negative:
-            raise StepError(f"the gap {simplified} is negative for every value")
-        symbols = tuple(simplified.free_symbols)
-        if len(symbols) == 1:
-            proof = _minimum_is_nonnegative(simplified, symbols[0], self.sampler.domain.get(symbols[0]))
-            if proof:
-                return "exact (minimum of the gap)"
-        evaluated = 0
-        for point in self._points(gap):
-            value = self.sampler.evaluate(gap, point)
-            if value is None:
-                continue
-            if abs(value.imag) > NUMERIC_TOLERANCE * (1 + abs(value)):
-                raise StepError(f"the gap is not real at {describe_point(point)}")
-            if value.real < -NUMERIC_TOLERANCE * (1 + abs(value)):
-                raise StepError(f"the inequality fails at {describe_point(point)}: gap {value.real:.6g} < 0")
-            evaluated += 1
-        return self._numeric_label(evaluated)
-
-    def _check_free_of(self, quantity: sp.Expr, wrt: tuple[sp.Symbol, ...], name: str) -> str:
+    def _numeric_free_of(self, lhs: sp.Expr, rhs: sp.Expr, wrt: tuple[sp.Symbol, ...], relation: Relation) -> str:
         if not wrt:
             raise ValueError("name the variables (wrt=) in which the relation holds")
-        if all(is_zero(sp.diff(quantity, v)) for v in wrt):
-            return "exact"
-        others = quantity.free_symbols - set(wrt)
+        combine = (lambda a, b: a - b) if relation == "const" else (lambda a, b: a / b)
+        name = "difference" if relation == "const" else "ratio"
+        others = (lhs.free_symbols | rhs.free_symbols) - set(wrt)
         rng = random.Random(self.sampler.seed)
         evaluated = 0
         for _ in range(max(3, self.sampler.points // 4)):
@@ -302,18 +281,23 @@ class Derivation:
             values = []
             for _ in range(4):
                 point = {**base, **self.sampler.draw(wrt, rng)}
-                value = self.sampler.evaluate(quantity, point)
-                if value is not None:
-                    values.append((value, point))
+                sides = self._sides(lhs, rhs, point)
+                if sides is not None and sides[1] != 0:
+                    values.append((combine(*sides), point))
             for value, point in values[1:]:
-                if abs(value - values[0][0]) > NUMERIC_TOLERANCE * (1 + abs(value)):
-                    varying = ", ".join(map(str, wrt))
+                if not _equal(value, values[0][0]):
                     raise StepError(
-                        f"the {name} of the sides changes with {varying}: "
-                        f"{_number(values[0][0])} at {describe_point(values[0][1])}, {_number(value)} at {describe_point(point)}"
+                        f"the {name} of the sides changes with {', '.join(map(str, wrt))}: "
+                        f"{_number(values[0][0])} at {describe_point(values[0][1])}, "
+                        f"{_number(value)} at {describe_point(point)}"
                     )
             evaluated += len(values)
         return self._numeric_label(evaluated)
+
+    def _numeric_label(self, evaluated: int) -> str:
+        if evaluated < max(3, self.sampler.points // 2):
+            raise StepError(f"only {evaluated} of {self.sampler.points} random points were in the domain")
+        return f"numeric, {evaluated} random points"
 
     # -- rendering ------------------------------------------------------------------
 
@@ -335,24 +319,60 @@ class Derivation:
             parts.append(f"**{self.title}.**")
         if self.instance:
             parts.append(f"Checked on {self.instance}.")
-        kinds = {step.check.split(",")[0].split(" ")[0] for step in self.steps}
-        if kinds == {"exact"}:
-            parts.append("Every step exact.")
-        elif self.steps:
-            parts.append("✓ exact: proved symbolically; numeric: checked at random points of the domain.")
         return " ".join(parts)
+
+    def to_markdown(self) -> str:
+        """Caption, the chain with numbered steps, and a table of reasons and checks (for Jupyter and the website)."""
+        rows = [
+            rf"&{RELATION_LATEX[step.relation]} {step.latex} \tag*{{[{number}]}}"
+            for number, step in enumerate(self.steps, start=1)
+        ]
+        first = self.start_latex + (" " + rows[0] if rows else " &")
+        math = "\\begin{align*}\n" + " \\\\\n".join([first, *rows[1:]]) + "\n\\end{align*}"
+        table = ["| step | because | checked |", "|:--|:--|:--|"]
+        for number, step in enumerate(self.steps, start=1):
+            badge = ("✓ " if step.check.startswith("exact") else "≈ ") + step.check
+            table.append(f"| [{number}] | {step.why.replace('|', '∣')} | {badge} |")
+        return self._caption() + "\n\n$$\n" + math + "\n$$\n\n" + "\n".join(table) + "\n"
 
     def _repr_latex_(self) -> str:
         return "$$\n" + self.to_latex() + "\n$$"
 
     def _repr_markdown_(self) -> str:
-        return self._caption() + "\n\n$$\n" + self.to_latex() + "\n$$\n"
+        return self.to_markdown()
 
     def __repr__(self) -> str:
         lines = [f"Derivation: {self.title}" if self.title else "Derivation:", f"      {self.start}"]
         for step in self.steps:
             lines.append(f"  {step.relation:>6} {step.expr}    [{step.why}; {step.check}]")
         return "\n".join(lines)
+
+
+def _unevaluated(expr: sp.Expr) -> bool:
+    """Whether ``expr`` holds an integral, sum or limit that only numbers can settle here."""
+    return expr.has(sp.Integral, sp.Sum, sp.Limit)
+
+
+def _equal(left: complex, right: complex) -> bool:
+    return abs(left - right) <= NUMERIC_TOLERANCE * (1 + abs(left) + abs(right))
+
+
+def _ordered(small: complex, large: complex) -> bool:
+    scale = NUMERIC_TOLERANCE * (1 + abs(small) + abs(large))
+    return abs(small.imag) <= scale and abs(large.imag) <= scale and large.real - small.real >= -scale
+
+
+def _prove_nonnegative(gap: sp.Expr, domain: Mapping[sp.Symbol, tuple[float, float]]) -> str | None:
+    """How SymPy shows ``gap >= 0`` for all values, or ``None``; raises if it shows ``gap < 0`` everywhere."""
+    simplified = sp.simplify(gap)
+    if simplified.is_nonnegative or is_zero(simplified):
+        return "exact"
+    if simplified.is_negative:
+        raise StepError(f"the gap {simplified} is negative for every value")
+    symbols = tuple(simplified.free_symbols)
+    if len(symbols) == 1 and _minimum_is_nonnegative(simplified, symbols[0], domain.get(symbols[0])):
+        return "exact (minimum of the gap)"
+    return None
 
 
 def _symbols(wrt: sp.Symbol | Sequence[sp.Symbol]) -> tuple[sp.Symbol, ...]:

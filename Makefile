@@ -1,0 +1,52 @@
+# The README's two commands are `make book` and `make test`; both create the
+# environment (.venv) when it is missing and install everything into it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.dgm-installed
+LIBRARY := $(shell find src/dgm -name '*.py' -o -name '*.npz')
+LIBRARY_STAMP := _build/.dgm-library-stamp
+
+.PHONY: book test student check-site sync record env clean
+
+env: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e '.[book,test]'
+	touch $@
+
+# The execution cache keys on a page's own text: when the library changes,
+# clear it so that every page runs again against the new code.
+$(LIBRARY_STAMP): $(LIBRARY)
+	rm -rf _build/.jupyter_cache
+	mkdir -p _build
+	touch $@
+
+## Build the website into _build/html (runs the book/ pages; notebooks show their recorded runs).
+book: $(INSTALLED) $(LIBRARY_STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+## Run every test: library, derivations, notebook pairs, the student edition, and each page and notebook (quick profile).
+test: $(INSTALLED)
+	DGM_PROFILE=quick DGM_PROGRESS=0 $(BIN)/python -m pytest
+
+## Build the student edition (no solutions) into _build/student/html.
+student: $(INSTALLED) $(LIBRARY_STAMP)
+	$(BIN)/python tools/build_student.py
+
+## Check the built site in headless Chromium; screenshots go to _build/screenshots.
+check-site: book
+	$(BIN)/python tools/check_site.py
+
+## After editing a notebook's .md: update its .ipynb and its Colab install cell.
+sync: $(INSTALLED)
+	$(BIN)/python tools/sync_colab_cell.py
+	$(BIN)/jupytext --sync notebooks/*.md
+
+## Re-record a training notebook's outputs in the full profile: make record NB=notebooks/vae_mnist.ipynb
+record: $(INSTALLED)
+	$(BIN)/python tools/record_run.py $(NB) --profile full
+
+clean:
+	rm -rf _build

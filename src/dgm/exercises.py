@@ -1,0 +1,57 @@
+"""The formula answers of the book's exercises, for :func:`check_answer`.
+
+Each exercise is registered under its label on the page (``ex-vi-kl``). The
+checker has to know the answer, so a student who reads this file sees it; the
+student edition hides the worked solutions, not this key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from dgm.answers import Verdict, check
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """What an answer is checked against: the expected formula, the symbols it may use, the variables that matter."""
+
+    expected: sp.Expr
+    symbols: tuple[sp.Symbol, ...]
+    wrt: tuple[sp.Symbol, ...] | None = None
+
+
+_mu, _mu_p = sp.Symbol("mu", real=True), sp.Symbol("mu_p", real=True)
+_v, _v_p = sp.Symbol("v", positive=True), sp.Symbol("v_p", positive=True)
+_sigma = sp.Symbol("sigma", positive=True)
+_w, _s2 = sp.Symbol("w", positive=True), sp.Symbol("s2", positive=True)
+_L11 = sp.Symbol("L11", positive=True)
+_x, _m = sp.Symbol("x", real=True), sp.Symbol("m", real=True)
+_logit = sp.Symbol("l", real=True)
+_m_z, _v_z = sp.Symbol("m_z", real=True), sp.Symbol("v_z", positive=True)
+
+EXERCISES: dict[str, Exercise] = {
+    # book/vi.md
+    "ex-vi-kl": Exercise(
+        (_v / _v_p + (_mu - _mu_p) ** 2 / _v_p - 1 - sp.log(_v / _v_p)) / 2, (_mu, _v, _mu_p, _v_p)
+    ),
+    "ex-vi-posterior-variance": Exercise(_s2 / (_w**2 + _s2), (_w, _s2)),
+    "ex-vi-score-variance": Exercise(_mu**2 / _sigma**2 + 2, (_mu, _sigma)),
+    "ex-vi-mean-field": Exercise(1 / _L11, (_L11,)),
+    # book/vae.md
+    "ex-vae-gaussian-nll": Exercise((_x - _m) ** 2 / (2 * _v) + sp.log(2 * sp.pi * _v) / 2, (_x, _m, _v), (_m,)),
+    "ex-vae-bernoulli-logit": Exercise(_x * _logit - sp.log(1 + sp.exp(_logit)), (_x, _logit)),
+    "ex-vae-learned-prior": Exercise(
+        (_v / _v_z + (_m - _m_z) ** 2 / _v_z - 1 - sp.log(_v / _v_z)) / 2, (_m, _v, _m_z, _v_z)
+    ),
+}
+
+
+def check_answer(label: str, answer: str) -> Verdict:
+    """Grade your formula for exercise ``label``: e.g. ``check_answer("ex-vi-kl", "(v/v_p + ...)/2")``."""
+    if label not in EXERCISES:
+        raise KeyError(f"no exercise {label!r}; the exercises with formula answers are {', '.join(sorted(EXERCISES))}")
+    exercise = EXERCISES[label]
+    return check(answer, exercise.expected, symbols=exercise.symbols, wrt=exercise.wrt)

@@ -1,0 +1,60 @@
+"""Data: the bundled subset, the full loader from local files, and a clear error when data is missing."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from dgm import data
+
+
+def test_quick_profile_uses_the_bundled_subset():
+    train, test = data.mnist("train"), data.mnist("test")
+    assert train.images.shape == (2000, 1, 28, 28) and train.images.dtype == torch.uint8
+    assert test.images.shape == (500, 1, 28, 28)
+    assert torch.bincount(train.labels).tolist() == [200] * 10
+    assert "bundled" in train.source
+    assert 0.0 <= train.floats().min() and train.floats().max() <= 1.0
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    header = struct.pack(">I", 0x0800 | array.ndim) + b"".join(struct.pack(">I", n) for n in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_full_loader_reads_official_gz_files(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 12), ("t10k", 5)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)))
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, count))
+    train = data.mnist_full("train", root=tmp_path, download=False)
+    test = data.mnist_full("test", root=tmp_path, download=False)
+    assert train.images.shape == (12, 1, 28, 28) and test.images.shape == (5, 1, 28, 28)
+    assert (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()
+
+
+def test_missing_dataset_is_one_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("DGM_PROFILE", "full")
+    monkeypatch.setenv("DGM_DATA", str(tmp_path))
+    with pytest.raises(data.DatasetNotFoundError) as error:
+        data.mnist("train", download=False)
+    message = str(error.value)
+    assert str(tmp_path) in message and "DGM_DATA" in message and "DGM_PROFILE=quick" in message
+
+
+def test_bad_split():
+    with pytest.raises(ValueError, match="split"):
+        data.mnist("validation")  # type: ignore[arg-type]
+
+
+def test_binarize_and_dequantize():
+    generator = torch.Generator().manual_seed(0)
+    probabilities = torch.full((20_000,), 0.3)
+    assert data.binarize(probabilities, generator).mean().item() == pytest.approx(0.3, abs=0.01)
+    levels = torch.tensor([0, 255], dtype=torch.uint8).repeat(1000)
+    values = data.dequantize(levels, generator)
+    assert values.min() >= 0 and values.max() < 1
+    assert ((values * 256).floor() == levels.float()).all()
