@@ -39,10 +39,10 @@ student: $(INSTALLED) $(LIBRARY_STAMP)
 check-site: book
 	$(BIN)/python tools/check_site.py
 
-## After editing a notebook's .md: update its .ipynb and its Colab install cell.
+## After editing a notebook's or a page's .md: update its Colab install cell and its paired .ipynb.
 sync: $(INSTALLED)
 	$(BIN)/python tools/sync_colab_cell.py
-	$(BIN)/jupytext --sync notebooks/*.md
+	$(BIN)/jupytext --sync $$(grep -l '^kernelspec:' book/*.md notebooks/*.md)
 
 ## Re-record a training notebook's outputs in the full profile: make record NB=notebooks/vae_mnist.ipynb
 record: $(INSTALLED)

@@ -10,14 +10,15 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PAIRS = sorted((ROOT / "notebooks").glob("*.md"))
+PAIRS = sorted(p for p in [*(ROOT / "book").glob("*.md"), *(ROOT / "notebooks").glob("*.md")] if "\nkernelspec:" in p.read_text()[:800])
+TRAINING = [p for p in PAIRS if p.parent.name == "notebooks"]
 
 
 def cells(notebook) -> list[tuple[str, str]]:
     return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells]
 
 
-@pytest.mark.parametrize("markdown", PAIRS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("markdown", PAIRS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_pair_is_in_sync(markdown: Path):
     paired = markdown.with_suffix(".ipynb")
     assert paired.exists(), f"{paired.name} is missing: run `make sync`"
@@ -27,7 +28,7 @@ def test_pair_is_in_sync(markdown: Path):
 
 
 def test_an_out_of_sync_pair_is_detected(tmp_path):
-    markdown = PAIRS[0]
+    markdown = TRAINING[0]
     notebook = jupytext.read(markdown.with_suffix(".ipynb"))
     notebook.cells[3].source += "\nprint('edited only in the ipynb')"
     assert cells(jupytext.read(markdown)) != cells(notebook)
@@ -38,7 +39,7 @@ def test_colab_cells_match_the_configured_repository():
     assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.parametrize("markdown", PAIRS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("markdown", TRAINING, ids=lambda p: p.stem)
 def test_notebook_shows_a_recorded_run(markdown: Path):
     notebook = nbformat.read(markdown.with_suffix(".ipynb"), as_version=4)
     record = notebook.metadata.get("dgm_run")
@@ -62,5 +63,5 @@ def test_table_of_contents_lists_every_page_and_notebook():
 
     for part in toc["parts"]:
         walk(part["chapters"])
-    pages = {f"book/{p.stem}" for p in (ROOT / "book").glob("*.md")} | {f"notebooks/{p.stem}" for p in PAIRS}
+    pages = {f"book/{p.stem}" for p in (ROOT / "book").glob("*.md")} | {f"notebooks/{p.stem}" for p in TRAINING}
     assert pages - {toc["root"]} <= listed

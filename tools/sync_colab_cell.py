@@ -3,10 +3,12 @@
 Usage: python tools/sync_colab_cell.py [--check]
 
 The repository URL lives in _config.yml (``repository.url``); the version in
-pyproject.toml. The first code cell of each notebooks/*.md installs ``dgm``
-from that repository at the tag ``v<version>`` when it runs on Colab, and does
-nothing elsewhere. With --check, it changes nothing and exits 1 when a cell is
-stale (tests/test_notebooks.py runs this check).
+pyproject.toml. The first code cell of each notebook (notebooks/*.md, and the
+executable pages book/*.md) installs ``dgm`` from that repository at the tag
+``v<version>`` when it runs on Colab, and does nothing elsewhere; a notebook
+without one gets it before its first code cell. With --check, it changes
+nothing and exits 1 when a cell is stale or missing (tests/test_notebooks.py
+runs this check).
 """
 
 from __future__ import annotations
@@ -36,17 +38,26 @@ def colab_cell() -> str:
     )
 
 
+def notebook_sources() -> list[Path]:
+    """The MyST notebooks: notebooks/*.md and the book/*.md pages that name a kernel."""
+    pages = sorted((ROOT / "book").glob("*.md")) + sorted((ROOT / "notebooks").glob("*.md"))
+    return [page for page in pages if "\nkernelspec:" in page.read_text()[:800]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="report stale cells, change nothing")
     args = parser.parse_args()
     expected = colab_cell()
     stale = []
-    for path in sorted((ROOT / "notebooks").glob("*.md")):
+    for path in notebook_sources():
         text = path.read_text()
         match = CELL.search(text)
         if match is None:
-            stale.append(f"{path.name}: no Colab install cell (it must be the first code cell)")
+            stale.append(f"{path.name}: no Colab install cell")
+            first = text.find("```{code-cell}")
+            if not args.check and first >= 0:
+                path.write_text(text[:first] + expected + "\n\n" + text[first:])
             continue
         if match.group(0) != expected:
             stale.append(f"{path.name}: the Colab install cell is stale")
