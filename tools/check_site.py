@@ -114,7 +114,7 @@ def main() -> None:
         issues = problems(dom, has_math)
         shot = args.screenshots / (relative.replace("/", "_").removesuffix(".html") + ".png")
         subprocess.run(
-            [chromium, *CHROMIUM_FLAGS, *profile, "--window-size=1280,2400", f"--screenshot={shot}", url],
+            [chromium, *CHROMIUM_FLAGS, *profile, "--window-size=1280,9000", f"--screenshot={shot}", url],
             capture_output=True, timeout=120,
         )
         count = dom.count("<mjx-container")

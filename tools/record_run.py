@@ -27,11 +27,12 @@ def record(path: Path, profile: str, output: Path, timeout: int) -> None:
     notebook = nbformat.read(path, as_version=4)
     os.environ["DGM_PROFILE"] = profile
     os.environ["DGM_PROGRESS"] = "0"
+    commit = git_commit()  # the code the run starts from, not what the checkout holds when it ends
     started = time.time()
     NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     notebook.metadata["dgm_run"] = {
         "profile": profile,
-        "commit": git_commit(),
+        "commit": commit,
         "wall_time_s": round(time.time() - started, 1),
         "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }

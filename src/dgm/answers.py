@@ -11,6 +11,10 @@ expression and says one of:
 * **wrong**, with a point where the two differ;
 * **malformed**, saying what could not be read; it never raises.
 
+The text is read with SymPy's ``parse_expr``, which evaluates Python; text
+that reaches for anything but a formula (``__``, ``import``, ``;``) is
+refused before that, but do not grade untrusted text outside a sandbox.
+
 It uses the checks of :mod:`dgm.derive`: exact where SymPy can decide, else
 numeric at random points.
 """
@@ -18,6 +22,7 @@ numeric at random points.
 from __future__ import annotations
 
 import random
+import re
 import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -70,6 +75,8 @@ def parse_answer(text: str, symbols: Iterable[sp.Symbol]) -> sp.Expr:
     """
     if "\\" in text:
         raise ValueError("write the formula in Python syntax, e.g. (mu**2 + sigma**2 - 1)/2, not LaTeX")
+    if "__" in text or ";" in text or re.search(r"\b(import|lambda|exec|eval|open)\b", text):
+        raise ValueError(f"{text!r} is not a formula: use numbers, the question's symbols and functions like log, exp, sqrt")
     allowed = {str(symbol): symbol for symbol in symbols}
     names = {**_FUNCTIONS, **allowed}
     try:

@@ -152,6 +152,7 @@ class Derivation:
     Args:
         start: the first expression of the chain (what the checks evaluate).
         latex: how to show it, if not ``sympy.latex(start)``.
+        title: a name for the derivation, shown above it and in errors.
         instance: the tractable instance the checks run on, shown on the page.
         domain: ranges ``{symbol: (low, high)}`` for numeric checks.
         points: how many random points a numeric check uses.
@@ -396,9 +397,3 @@ def _minimum_is_nonnegative(gap: sp.Expr, symbol: sp.Symbol, domain: tuple[float
     except (NotImplementedError, ValueError, TypeError):
         return False
     return bool(minimum.is_nonnegative)
-
-
-def check_identity(lhs: object, rhs: object, why: str = "identity", **options: object) -> str:
-    """Check a single equality ``lhs = rhs``; returns how it was checked or raises :class:`StepError`."""
-    derivation = Derivation(lhs, **options)  # type: ignore[arg-type]
-    return derivation.eq(rhs, why).steps[-1].check
