@@ -21,7 +21,6 @@ numeric at random points.
 
 from __future__ import annotations
 
-import random
 import re
 import tokenize
 from collections.abc import Iterable, Sequence
@@ -36,7 +35,7 @@ from sympy.parsing.sympy_parser import (
     standard_transformations,
 )
 
-from dgm.derive import NUMERIC_TOLERANCE, Sampler, describe_point, is_zero
+from dgm.derive import Derivation, StepError
 
 Status = Literal["correct", "up to a constant", "up to a factor", "wrong", "malformed", "unanswered"]
 
@@ -128,56 +127,39 @@ def check(
         return Verdict("malformed", f"not a formula: {error}")
     variables = tuple(wrt) if wrt is not None else tuple(allowed)
     try:
-        return _compare(given, sp.sympify(expected), allowed, variables, Sampler({}, points, seed))
+        return _compare(given, sp.sympify(expected), variables, points, seed)
     except Exception as error:  # a verdict, never a traceback, whatever the answer was
         return Verdict("malformed", f"could not compare your answer with the expected one ({error})")
 
 
-def _values(expr: sp.Expr, sampler: Sampler, symbols: Sequence[sp.Symbol]) -> list[tuple[complex, dict]]:
-    rng = random.Random(sampler.seed)
-    out = []
-    for _ in range(sampler.points):
-        point = sampler.draw(symbols, rng)
-        value = sampler.evaluate(expr, point)
-        if value is not None:
-            out.append((value, point))
-    return out
+def _compare(given: sp.Expr, expected: sp.Expr, variables: Sequence[sp.Symbol], points: int, seed: int) -> Verdict:
+    """The verdict, from the derivation engine's checks: ``=``, then ``=_c`` and ``∝`` in ``variables``."""
 
+    def chain() -> Derivation:
+        return Derivation(given, points=points, seed=seed)
 
-def _constant(expr: sp.Expr, variables: Sequence[sp.Symbol], sampler: Sampler, symbols: Sequence) -> bool:
-    if all(is_zero(sp.diff(expr, v)) for v in variables):
-        return True
-    others = [s for s in symbols if s not in variables]
-    rng = random.Random(sampler.seed + 1)
-    for _ in range(4):
-        base = sampler.draw(others, rng)
-        seen = [sampler.evaluate(expr, {**base, **sampler.draw(variables, rng)}) for _ in range(4)]
-        seen = [v for v in seen if v is not None]
-        if any(abs(v - seen[0]) > NUMERIC_TOLERANCE * (1 + abs(v)) for v in seen[1:]):
-            return False
-    return True
-
-
-def _compare(
-    given: sp.Expr, expected: sp.Expr, symbols: Sequence[sp.Symbol], variables: Sequence[sp.Symbol], sampler: Sampler
-) -> Verdict:
-    difference = given - expected
-    if is_zero(difference):
-        return Verdict("correct", "your formula equals the expected one for all values (checked symbolically).")
-    values = _values(difference, sampler, symbols)
-    if values and all(abs(v) <= NUMERIC_TOLERANCE * (1 + abs(v)) for v, _ in values):
-        return Verdict("correct", f"your formula equals the expected one at {len(values)} random points.")
-    if _constant(difference, variables, sampler, symbols):
+    try:
+        how = chain().eq(expected, "your answer").steps[0].check
+        where = "for all values (checked symbolically)" if how == "exact" else f"at {how.removeprefix('numeric, ')}"
+        return Verdict("correct", f"your formula equals the expected one {where}.")
+    except StepError as error:
+        mismatch = error
+    names = ", ".join(map(str, variables))
+    try:
+        chain().const(expected, "up to a constant", wrt=variables)
         return Verdict(
             "up to a constant",
-            f"your formula differs from the expected one by a term that does not depend on "
-            f"{', '.join(map(str, variables))}: {sp.simplify(difference)}.",
+            f"your formula differs from the expected one by a term that does not depend on {names}: "
+            f"{sp.simplify(given - expected)}.",
         )
-    if expected != 0 and _constant(given / expected, variables, sampler, symbols):
-        return Verdict("up to a factor", f"your formula is the expected one times {sp.simplify(given / expected)}.")
-    value, point = next(((v, p) for v, p in values if abs(v) > NUMERIC_TOLERANCE), values[0])
-    at_point = sampler.evaluate(given, point)
-    expected_value = sampler.evaluate(expected, point)
-    shown = f"{at_point.real:.5g}" if at_point is not None else "undefined"
-    wanted = f"{expected_value.real:.5g}" if expected_value is not None else "undefined"
-    return Verdict("wrong", f"at {describe_point(point)} your formula gives {shown}, but the answer is {wanted}.")
+    except StepError:
+        pass
+    if expected != 0:
+        try:
+            chain().propto(expected, "up to a factor", wrt=variables)
+            return Verdict("up to a factor", f"your formula is the expected one times {sp.simplify(given / expected)}.")
+        except StepError:
+            pass
+    if mismatch.point:
+        return Verdict("wrong", f"at {mismatch.point} your formula gives {mismatch.left}, but the answer is {mismatch.right}.")
+    return Verdict("wrong", str(mismatch).splitlines()[-1].strip())

@@ -51,7 +51,11 @@ NUMERIC_TOLERANCE = 1e-9
 
 
 class StepError(AssertionError):
-    """A derivation step that does not hold."""
+    """A derivation step that does not hold; ``point``, ``left``, ``right`` say where, when a number showed it."""
+
+    def __init__(self, message: str, *, point: str = "", left: str = "", right: str = "") -> None:
+        super().__init__(message)
+        self.point, self.left, self.right = point, left, right
 
 
 class CannotCheck(ValueError):
@@ -225,7 +229,10 @@ class Derivation:
         except StepError as error:
             raise StepError(
                 f"step {number} ({why}) of {self.title or 'the derivation'} does not hold:\n"
-                f"  left:  {lhs}\n  {relation}\n  right: {rhs}\n  {error}"
+                f"  left:  {lhs}\n  {relation}\n  right: {rhs}\n  {error}",
+                point=error.point,
+                left=error.left,
+                right=error.right,
             ) from None
         self.steps.append(Step(relation, rhs, latex if latex is not None else sp.latex(rhs), why, check))
         return self
@@ -265,7 +272,8 @@ class Derivation:
             if sides is None:
                 continue
             if not holds(*sides):
-                raise StepError(f"{failure} at {describe_point(point)}: left {_number(sides[0])}, right {_number(sides[1])}")
+                where, left, right = describe_point(point), _number(sides[0]), _number(sides[1])
+                raise StepError(f"{failure} at {where}: left {left}, right {right}", point=where, left=left, right=right)
             evaluated += 1
         return self._numeric_label(evaluated)
 
