@@ -31,7 +31,7 @@ book: $(INSTALLED) $(LIBRARY_STAMP)
 test: $(INSTALLED)
 	DGM_PROFILE=quick DGM_PROGRESS=0 $(BIN)/python -m pytest
 
-## Build the student edition (no solutions) into _build/student/html.
+## Build the student edition (no solutions) into _build/student/_build/html.
 student: $(INSTALLED) $(LIBRARY_STAMP)
 	$(BIN)/python tools/build_student.py
 
@@ -42,7 +42,6 @@ check-site: book
 ## After editing a notebook's or a page's .md: update its Colab install cell and its paired .ipynb.
 sync: $(INSTALLED)
 	$(BIN)/python tools/sync_colab_cell.py
-	$(BIN)/jupytext --sync $$(grep -l '^kernelspec:' book/*.md notebooks/*.md)
 
 ## Re-record a training notebook's outputs in the full profile: make record NB=notebooks/vae_mnist.ipynb
 record: $(INSTALLED)

@@ -81,6 +81,11 @@ def test_every_step_needs_a_reason_and_wrt():
         Derivation(x).eq(x, " ")
     with pytest.raises(ValueError):
         Derivation(sp.Integral(sp.exp(-(z**2)), (z, 0, 1)) * x).const(x, "no wrt", wrt=())
+    # symbolically decidable sides too: an empty wrt must not pass as "exact"
+    with pytest.raises(ValueError, match="wrt"):
+        Derivation(x).const(x + 1, "no wrt", wrt=())
+    with pytest.raises(ValueError, match="wrt"):
+        Derivation(x).propto(2 * x, "no wrt", wrt=[])
 
 
 def test_undefined_functions_cannot_be_checked_numerically():

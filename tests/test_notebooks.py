@@ -10,7 +10,10 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PAIRS = sorted(p for p in [*(ROOT / "book").glob("*.md"), *(ROOT / "notebooks").glob("*.md")] if "\nkernelspec:" in p.read_text()[:800])
+sys.path.insert(0, str(ROOT / "tools"))
+from sync_colab_cell import notebook_sources  # noqa: E402  (the one rule for which .md files are notebooks)
+
+PAIRS = notebook_sources()
 TRAINING = [p for p in PAIRS if p.parent.name == "notebooks"]
 
 

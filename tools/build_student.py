@@ -6,7 +6,7 @@ It reads _config.yml, switches on sphinx-exercise's ``hide_solutions`` and
 builds into its own folder, reusing the execution cache of the main build.
 Solutions are written as plain ``{solution}`` directives (not the gated
 ``solution-start``/``solution-end`` form, which hide_solutions cannot remove),
-so nothing of them reaches the student HTML; tests/test_student_edition.py
+so nothing of them reaches the student HTML; tests/test_book.py
 checks that.
 """
 

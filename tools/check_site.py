@@ -4,8 +4,8 @@ Usage: python tools/check_site.py [_build/html] [--screenshots DIR]
 
 For every page of the book it loads the HTML in headless Chromium, lets
 MathJax typeset, and fails when a page shows a math error, leaves TeX
-unrendered (a literal ``$$`` or ``\\begin{aligned}`` in the text), shows a
-Python traceback, or has a broken image. It also writes a screenshot of each
+unrendered (a literal ``$$`` or ``\\begin{aligned}`` in the text), or shows a
+Python traceback. It also writes a screenshot of each
 page for a person to look at.
 
 MathJax normally comes from a CDN; so that the check works offline, the site is

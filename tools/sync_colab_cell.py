@@ -1,4 +1,4 @@
-"""Write the Colab install cell of every notebook from the one place the repository is named.
+"""Write the Colab install cell of every notebook from the one place the repository is named, and pair it.
 
 Usage: python tools/sync_colab_cell.py [--check]
 
@@ -8,13 +8,15 @@ executable pages book/*.md) installs ``dgm`` from that repository at the tag
 ``v<version>`` when it runs on Colab, and does nothing elsewhere; a notebook
 without one gets it before its first code cell. With --check, it changes
 nothing and exits 1 when a cell is stale or missing (tests/test_notebooks.py
-runs this check).
+runs this check). Without --check it then updates each notebook's paired
+.ipynb (``jupytext --sync``), keeping the recorded outputs.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -65,8 +67,10 @@ def main() -> None:
                 path.write_text(text[: match.start()] + expected + text[match.end() :])
     for line in stale:
         print(line)
-    if args.check and stale:
-        sys.exit(1)
+    if args.check:
+        sys.exit(1 if stale else 0)
+    jupytext = Path(sys.executable).parent / "jupytext"
+    subprocess.run([str(jupytext), "--sync", *map(str, notebook_sources())], check=True)
 
 
 if __name__ == "__main__":

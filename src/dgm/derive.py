@@ -201,13 +201,13 @@ class Derivation:
         self, expr: object, why: str, *, wrt: sp.Symbol | Sequence[sp.Symbol], latex: str | None = None
     ) -> Derivation:
         """Add ``∝ expr``: the ratio of the two sides does not depend on ``wrt``."""
-        return self._add("propto", expr, why, latex, _symbols(wrt))
+        return self._add("propto", expr, why, latex, _wrt(wrt))
 
     def const(
         self, expr: object, why: str, *, wrt: sp.Symbol | Sequence[sp.Symbol], latex: str | None = None
     ) -> Derivation:
         """Add ``=_c expr``: the two sides differ by a term that does not depend on ``wrt``."""
-        return self._add("const", expr, why, latex, _symbols(wrt))
+        return self._add("const", expr, why, latex, _wrt(wrt))
 
     @property
     def result(self) -> sp.Expr:
@@ -278,8 +278,6 @@ class Derivation:
         return self._numeric_label(evaluated)
 
     def _numeric_free_of(self, lhs: sp.Expr, rhs: sp.Expr, wrt: tuple[sp.Symbol, ...], relation: Relation) -> str:
-        if not wrt:
-            raise ValueError("name the variables (wrt=) in which the relation holds")
         combine = (lambda a, b: a - b) if relation == "const" else (lambda a, b: a / b)
         name = "difference" if relation == "const" else "ratio"
         others = (lhs.free_symbols | rhs.free_symbols) - set(wrt)
@@ -384,8 +382,12 @@ def _prove_nonnegative(gap: sp.Expr, domain: Mapping[sp.Symbol, tuple[float, flo
     return None
 
 
-def _symbols(wrt: sp.Symbol | Sequence[sp.Symbol]) -> tuple[sp.Symbol, ...]:
-    return (wrt,) if isinstance(wrt, sp.Symbol) else tuple(wrt)
+def _wrt(wrt: sp.Symbol | Sequence[sp.Symbol]) -> tuple[sp.Symbol, ...]:
+    """The variables a ``∝`` or ``=_c`` step holds in; at least one, or the relation says nothing."""
+    variables = (wrt,) if isinstance(wrt, sp.Symbol) else tuple(wrt)
+    if not variables:
+        raise ValueError("name the variables (wrt=) in which the relation holds")
+    return variables
 
 
 def _escape_text(text: str) -> str:
