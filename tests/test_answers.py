@@ -70,8 +70,16 @@ def test_verdict_renders_for_jupyter():
 def test_every_registered_exercise_accepts_its_answer_and_rejects_a_perturbed_one(label):
     exercise = EXERCISES[label]
     assert check_answer(label, str(exercise.expected)).status == "correct"
-    variable = (exercise.wrt or exercise.symbols)[0]
-    assert check_answer(label, f"{exercise.expected} + {variable}**3").status == "wrong"
+    variables = exercise.wrt or exercise.symbols
+    perturbation = f"{variables[0]}**3" if variables else "1"  # a number-valued answer is perturbed by adding 1
+    assert check_answer(label, f"{exercise.expected} + {perturbation}").status == "wrong"
+
+
+def test_a_numeric_answer_is_right_or_wrong_never_up_to_a_constant():
+    assert check("8/2", sp.Integer(4), symbols=()).status == "correct"
+    verdict = check("2", sp.Integer(4), symbols=())
+    assert verdict.status == "wrong" and "2" in verdict.message
+    assert "the answer is a number" in check("h", sp.Integer(4), symbols=()).message
 
 
 def test_unknown_exercise_label():

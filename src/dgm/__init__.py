@@ -7,8 +7,11 @@ One concept per module:
 * :mod:`dgm.answers` and :mod:`dgm.exercises` — grading formula answers;
 * :mod:`dgm.profile` — the quick/full switch, the device, the run record;
 * :mod:`dgm.data` — datasets (MNIST);
+* :mod:`dgm.mixtures` — 2-D Gaussian mixtures and their mode-coverage score;
 * :mod:`dgm.nets` — plain networks;
 * :mod:`dgm.vae` — the VAE, its losses and the IWAE bound;
+* :mod:`dgm.gan` — GAN losses (standard, non-saturating, WGAN-GP), packing, the alternating loop;
+* :mod:`dgm.dirac_gan` — the Dirac-GAN's dynamics and their eigenvalues;
 * :mod:`dgm.train` — the training loop with checkpoints;
 * :mod:`dgm.metrics` — evaluation (ELBO, IWAE NLL, active units);
 * :mod:`dgm.plots` — figures.

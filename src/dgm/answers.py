@@ -92,9 +92,8 @@ def parse_answer(text: str, symbols: Iterable[sp.Symbol]) -> sp.Expr:
         raise ValueError(f"{text!r} is undefined (a division by zero?)")
     unknown = sorted(str(s) for s in expr.free_symbols if str(s) not in allowed)
     if unknown:
-        raise ValueError(
-            f"your answer uses {', '.join(unknown)}, which the question does not; use only {', '.join(sorted(allowed))}"
-        )
+        usable = f"use only {', '.join(sorted(allowed))}" if allowed else "the answer is a number"
+        raise ValueError(f"your answer uses {', '.join(unknown)}, which the question does not; {usable}")
     return expr
 
 
@@ -118,7 +117,8 @@ def check(
     """
     allowed = list(symbols) if symbols is not None else sorted(expected.free_symbols, key=str)
     if answer is ... or (isinstance(answer, str) and answer.strip() in ("", "...")):
-        return Verdict("unanswered", f"write your formula as text, in the symbols {', '.join(map(str, allowed))}.")
+        wanted = f"a formula in the symbols {', '.join(map(str, allowed))}" if allowed else "a number"
+        return Verdict("unanswered", f"write your answer as text: {wanted}.")
     try:
         given = parse_answer(answer, allowed) if isinstance(answer, str) else sp.sympify(answer)
     except ValueError as error:
@@ -144,6 +144,8 @@ def _compare(given: sp.Expr, expected: sp.Expr, variables: Sequence[sp.Symbol], 
         return Verdict("correct", f"your formula equals the expected one {where}.")
     except StepError as error:
         mismatch = error
+    if not variables:  # a number: no variable for "up to a constant" or "up to a factor" to speak of
+        return Verdict("wrong", f"your answer is {mismatch.left or given}, which is not the expected value.")
     names = ", ".join(map(str, variables))
     try:
         chain().const(expected, "up to a constant", wrt=variables)

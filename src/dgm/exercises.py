@@ -31,6 +31,9 @@ _L11 = sp.Symbol("L11", positive=True)
 _x, _m = sp.Symbol("x", real=True), sp.Symbol("m", real=True)
 _logit = sp.Symbol("l", real=True)
 _m_z, _v_z = sp.Symbol("m_z", real=True), sp.Symbol("v_z", positive=True)
+_theta, _psi, _s, _a = sp.symbols("theta psi s a", real=True)
+_h = sp.Symbol("h", positive=True)
+_t, _s_width = sp.Symbol("t", positive=True), sp.Symbol("s", positive=True)
 
 EXERCISES: dict[str, Exercise] = {
     # book/vi.md
@@ -46,6 +49,16 @@ EXERCISES: dict[str, Exercise] = {
     "ex-vae-learned-prior": Exercise(
         (_v / _v_z + (_m - _m_z) ** 2 / _v_z - 1 - sp.log(_v / _v_z)) / 2, (_m, _v, _m_z, _v_z)
     ),
+    # book/gan.md
+    "ex-gan-optimal-d": Exercise(2 * _x / (2 * _x + 1), (_x,)),
+    "ex-gan-value": Exercise(-sp.log(4), ()),
+    "ex-gan-logistic-f": Exercise(_t * sp.log(_t) - (_t + 1) * sp.log(_t + 1), (_t,)),
+    "ex-gan-kl-lines": Exercise(_theta**2 / (2 * _s_width**2), (_theta, _s_width)),
+    # book/dirac_gan.md
+    "ex-dirac-simultaneous": Exercise((1 + _h**2 * _s**2) * (_theta**2 + _psi**2), (_theta, _psi, _h, _s)),
+    "ex-dirac-alternating-trace": Exercise(2 - _h**2 * _a**2, (_h, _a)),
+    "ex-dirac-noise": Exercise(-(_sigma**2) / 4, (_sigma,)),
+    "ex-dirac-max-step": Exercise(sp.Integer(4), ()),
 }
 
 

@@ -1,0 +1,278 @@
+r"""Generative adversarial networks: the losses of chapter "GANs as divergence minimisation", packing, WGAN-GP.
+
+The discriminator outputs a **logit** $h(x)$, and $D(x) = \sigma(h(x))$. Every
+loss below is written in terms of $h$ with the softplus function
+$\operatorname{softplus}(t) = \log(1 + e^t)$, so that $-\log D = \operatorname{softplus}(-h)$
+and $-\log(1 - D) = \operatorname{softplus}(h)$ never take the log of a rounded zero.
+
+* ``"minimax"`` and ``"non_saturating"`` share the discriminator's loss
+  (book/gan, eq. gan-value); they differ in the generator's (eq. gan-nonsaturating).
+* ``"wasserstein"`` reads $h$ as a critic $f$ (book/gan, eq. wgan); with
+  ``gradient_penalty > 0`` it is WGAN-GP (Gulrajani et al., 2017).
+* ``pack = m`` makes the discriminator judge $m$ samples at once, all real
+  or all fake (PacGAN (Lin et al., 2018)).
+
+The training loop :func:`train_gan` writes the alternating updates out: the
+discriminator's steps on detached fakes, each followed by its own optimizer
+step, then the generator's backward and step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from dgm.nets import mlp
+from dgm.profile import progress_enabled
+from dgm.train import History, load_checkpoint
+
+Objective = Literal["minimax", "non_saturating", "wasserstein"]
+OBJECTIVES: tuple[str, ...] = ("minimax", "non_saturating", "wasserstein")
+
+
+@dataclass
+class GANSettings:
+    """The two networks and the game they play.
+
+    ``data_shape`` is the shape of one sample (``(2,)`` for points, ``(1, 28, 28)``
+    for MNIST); both networks are MLPs on the flattened sample.
+    """
+
+    data_shape: tuple[int, ...] = (2,)
+    latent_dim: int = 2
+    generator_hidden: tuple[int, ...] = (128, 128)
+    discriminator_hidden: tuple[int, ...] = (128, 128)
+    objective: Objective = "non_saturating"
+    pack: int = 1
+    gradient_penalty: float = 0.0  # λ of WGAN-GP; 10 in Gulrajani et al.
+    output: Literal["identity", "sigmoid"] = "identity"  # the generator's last activation
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.pack < 1 or self.latent_dim < 1 or self.gradient_penalty < 0:
+            raise ValueError(f"pack and latent_dim must be positive and gradient_penalty >= 0, got {self}")
+
+    @property
+    def data_dim(self) -> int:
+        return math.prod(self.data_shape)
+
+
+class GAN(nn.Module):
+    """A generator $G: z \\mapsto x$ with $z \\sim \\mathcal N(0, I)$ and a discriminator on packs of samples."""
+
+    def __init__(self, settings: GANSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        layers = [settings.latent_dim, *settings.generator_hidden, settings.data_dim]
+        self.generator = mlp(layers, nn.ReLU)
+        if settings.output == "sigmoid":
+            self.generator.append(nn.Sigmoid())
+        self.discriminator = mlp(
+            [settings.pack * settings.data_dim, *settings.discriminator_hidden, 1], nn.LeakyReLU
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def sample(self, n: int, *, z: Tensor | None = None) -> Tensor:
+        """``n`` samples ``(n, *data_shape)``; the noise is drawn on the CPU so runs repeat on any device."""
+        if z is None:
+            z = torch.randn(n, self.settings.latent_dim)
+        x = self.generator(z.to(self.device))
+        return x.view(len(z), *self.settings.data_shape)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """The discriminator's logit $h$ for each pack of ``pack`` consecutive samples: ``(N, ...) -> (N / pack,)``."""
+        pack = self.settings.pack
+        if len(x) % pack:
+            raise ValueError(f"a batch of {len(x)} samples does not split into packs of {pack}")
+        packed = x.reshape(len(x) // pack, pack * self.settings.data_dim)  # (N/pack, pack·D)
+        return self.discriminator(packed).squeeze(1)
+
+
+def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, objective: Objective) -> dict[str, Tensor]:
+    r"""The discriminator's loss (to minimise) from its logits on real and on fake packs.
+
+    Standard GAN: $-\mathbb E_{p_d}[\log D] - \mathbb E_{p_g}[\log(1 - D)]$ (book/gan, eq. gan-value).
+    Wasserstein: $\mathbb E_{p_g}[f] - \mathbb E_{p_d}[f]$ (book/gan, eq. wgan).
+    """
+    if objective == "wasserstein":
+        # $-\hat W = \mathbb E_{p_g}[f] - \mathbb E_{p_d}[f]$
+        loss = fake_logits.mean() - real_logits.mean()
+        return {"loss": loss, "wasserstein": -loss.detach()}
+    # $-\log D = \mathrm{softplus}(-h)$, $-\log(1 - D) = \mathrm{softplus}(h)$
+    loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    # at the optimal discriminator, loss = log 4 - 2 JS(p_d ‖ p_g), so this is an estimate of JS
+    return {"loss": loss, "js": (math.log(4) - loss.detach()) / 2}
+
+
+def generator_loss(fake_logits: Tensor, objective: Objective) -> dict[str, Tensor]:
+    r"""The generator's loss (to minimise) from the discriminator's logits on fake packs.
+
+    * minimax: $\mathbb E_{p_g}[\log(1 - D)] = -\mathbb E[\mathrm{softplus}(h)]$;
+    * non-saturating: $-\mathbb E_{p_g}[\log D] = \mathbb E[\mathrm{softplus}(-h)]$ (book/gan, eq. gan-nonsaturating);
+    * Wasserstein: $-\mathbb E_{p_g}[f]$.
+    """
+    if objective == "minimax":
+        return {"loss": -F.softplus(fake_logits).mean()}
+    if objective == "non_saturating":
+        return {"loss": F.softplus(-fake_logits).mean()}
+    return {"loss": -fake_logits.mean()}
+
+
+def gradient_penalty(gan: GAN, real: Tensor, fake: Tensor) -> Tensor:
+    r"""WGAN-GP's $\mathbb E_{\hat x}[(\lVert \nabla_{\hat x} f(\hat x) \rVert - 1)^2]$ on random interpolates of packs.
+
+    $\hat x = \epsilon x + (1 - \epsilon)\tilde x$ with one $\epsilon \sim U(0, 1)$
+    per pack; the gradient's norm is taken over the whole pack, the critic's input.
+    """
+    pack = gan.settings.pack
+    packs = len(real) // pack
+    eps = torch.rand(packs).repeat_interleave(pack).to(real.device)  # (N,): one ε per pack
+    eps = eps.view(len(real), *([1] * (real.dim() - 1)))
+    mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(gan.logits(mixed).sum(), mixed, create_graph=True)
+    norms = grad.reshape(packs, -1).norm(dim=1)  # (N/pack,)
+    return ((norms - 1) ** 2).mean()
+
+
+@dataclass
+class AdversarialSettings:
+    """How to train a GAN; the profile picks the numbers (:func:`dgm.profile.pick`).
+
+    Adam with ``betas=(0.5, 0.9)`` and ``critic_steps=5`` are WGAN-GP's choices;
+    the standard GAN uses one discriminator step per generator step.
+    """
+
+    steps: int = 5000
+    batch_size: int = 256
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    critic_steps: int = 1
+    seed: int = 0
+    log_every: int = 100
+    checkpoint: Path | None = None
+    checkpoint_every: int = 1000
+    time_budget_s: float | None = None
+    progress: bool = field(default_factory=progress_enabled)
+
+    def __post_init__(self) -> None:
+        if min(self.steps, self.batch_size, self.critic_steps, self.log_every, self.checkpoint_every) < 1 or self.lr <= 0:
+            raise ValueError(f"steps, batch_size, critic_steps, log_every, checkpoint_every must be positive, got {self}")
+
+
+DataSource = Tensor | Callable[[int], Tensor]
+
+
+def _draw(data: DataSource, n: int) -> Tensor:
+    """``n`` real samples: from a sampler, or a random minibatch of a tensor (with replacement across steps)."""
+    if callable(data):
+        return data(n)
+    return data[torch.randint(len(data), (n,))]
+
+
+def train_gan(gan: GAN, data: DataSource, settings: AdversarialSettings) -> History:
+    """Train ``gan`` on ``data``: a tensor ``(N, *data_shape)`` or a function ``n -> (n, *data_shape)``.
+
+    Returns a :class:`dgm.train.History` with one record per ``log_every``
+    generator steps (the means of ``d_loss``, ``g_loss`` and, where they apply,
+    ``js``, ``wasserstein`` and ``penalty``). A run given the same checkpoint
+    path resumes at the last saved step, with the random state it had there.
+    """
+    if settings.batch_size % gan.settings.pack:
+        raise ValueError(f"batch_size {settings.batch_size} must be a multiple of pack {gan.settings.pack}")
+    objective, penalty_weight = gan.settings.objective, gan.settings.gradient_penalty
+    d_opt = torch.optim.Adam(gan.discriminator.parameters(), lr=settings.lr, betas=settings.betas)
+    g_opt = torch.optim.Adam(gan.generator.parameters(), lr=settings.lr, betas=settings.betas)
+    history, start = History(), 0
+    torch.manual_seed(settings.seed)
+    if settings.checkpoint is not None and settings.checkpoint.exists():
+        state = load_checkpoint(settings.checkpoint)
+        try:
+            gan.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"the checkpoint {settings.checkpoint} was written by a different GAN; delete it to start afresh"
+            ) from error
+        d_opt.load_state_dict(state["d_opt"])
+        g_opt.load_state_dict(state["g_opt"])
+        history = History(**state["history"])
+        torch.set_rng_state(state["rng"])
+        start = state["step"]
+        print(f"resumed from {settings.checkpoint} at step {start}")
+
+    def save(step: int) -> None:
+        state = {
+            "model": gan.state_dict(),
+            "d_opt": d_opt.state_dict(),
+            "g_opt": g_opt.state_dict(),
+            "history": asdict(history),
+            "rng": torch.get_rng_state(),
+            "step": step,
+        }
+        partial = settings.checkpoint.with_suffix(settings.checkpoint.suffix + ".partial")
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, partial)
+        partial.replace(settings.checkpoint)
+
+    device, n = gan.device, settings.batch_size
+    sums: dict[str, float] = {}
+    started = interval_start = time.time()
+    bar = tqdm(total=settings.steps, initial=start, disable=not settings.progress, desc="training")
+    gan.train()
+    for step in range(start, settings.steps):
+        # 1. the discriminator (critic): fakes are detached, so its backward never reaches the generator
+        gan.discriminator.requires_grad_(True)
+        for _ in range(settings.critic_steps):
+            real = _draw(data, n).to(device)
+            with torch.no_grad():
+                fake = gan.sample(n)
+            terms = discriminator_loss(gan.logits(real), gan.logits(fake), objective)
+            d_loss = terms["loss"]
+            if penalty_weight > 0:
+                penalty = gradient_penalty(gan, real, fake)
+                d_loss = d_loss + penalty_weight * penalty
+                terms["penalty"] = penalty.detach()
+            d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_opt.step()
+        # 2. the generator: a fresh batch of fakes through the (frozen) discriminator, its own backward and step
+        gan.discriminator.requires_grad_(False)
+        g_loss = generator_loss(gan.logits(gan.sample(n)), objective)["loss"]
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_opt.step()
+
+        logged = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), **{k: v for k, v in terms.items() if k != "loss"}}
+        for name, value in logged.items():
+            sums[name] = sums.get(name, 0.0) + float(value)
+        bar.update()
+        done = step + 1
+        if done % settings.log_every == 0 or done == settings.steps:
+            count = settings.log_every if done % settings.log_every == 0 else done % settings.log_every
+            history.record({name: total / count for name, total in sums.items()}, time.time() - interval_start)
+            bar.set_postfix(d_loss=f"{history.terms['d_loss'][-1]:.3f}", g_loss=f"{history.terms['g_loss'][-1]:.3f}")
+            sums, interval_start = {}, time.time()
+        if settings.checkpoint is not None and (done % settings.checkpoint_every == 0 or done == settings.steps):
+            save(done)
+        if settings.time_budget_s is not None and time.time() - started > settings.time_budget_s:
+            history.stopped_by_budget = True
+            if settings.checkpoint is not None:
+                save(done)
+            print(f"stopped after step {done}: time budget of {settings.time_budget_s:.0f} s reached")
+            break
+    bar.close()
+    gan.discriminator.requires_grad_(True)
+    gan.eval()
+    return history
