@@ -17,9 +17,10 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 # The execution cache keys on a page's own text: when the library changes,
-# clear it so that every page runs again against the new code.
+# clear it, and the doctrees that tell Sphinx a page is up to date, so that every
+# page runs again against the new code.
 $(LIBRARY_STAMP): $(LIBRARY)
-	rm -rf _build/.jupyter_cache
+	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build
 	touch $@
 

@@ -182,13 +182,18 @@ def _draw(data: DataSource, n: int) -> Tensor:
     return data[torch.randint(len(data), (n,))]
 
 
-def train_gan(gan: GAN, data: DataSource, settings: AdversarialSettings) -> History:
+def train_gan(
+    gan: GAN, data: DataSource, settings: AdversarialSettings, *, callback: Callable[[int, GAN], None] | None = None
+) -> History:
     """Train ``gan`` on ``data``: a tensor ``(N, *data_shape)`` or a function ``n -> (n, *data_shape)``.
 
     Returns a :class:`dgm.train.History` with one record per ``log_every``
     generator steps (the means of ``d_loss``, ``g_loss`` and, where they apply,
-    ``js``, ``wasserstein`` and ``penalty``). A run given the same checkpoint
-    path resumes at the last saved step, with the random state it had there.
+    ``js``, ``wasserstein`` and ``penalty``). ``callback(step, gan)``, if
+    given, runs after each logged interval (to score the generator along the
+    way; it should not draw from torch's global random generator, or the run
+    will differ from one without it). A run given the same checkpoint path
+    resumes at the last saved step, with the random state it had there.
     """
     if settings.batch_size % gan.settings.pack:
         raise ValueError(f"batch_size {settings.batch_size} must be a multiple of pack {gan.settings.pack}")
@@ -264,6 +269,10 @@ def train_gan(gan: GAN, data: DataSource, settings: AdversarialSettings) -> Hist
             history.record({name: total / count for name, total in sums.items()}, time.time() - interval_start)
             bar.set_postfix(d_loss=f"{history.terms['d_loss'][-1]:.3f}", g_loss=f"{history.terms['g_loss'][-1]:.3f}")
             sums, interval_start = {}, time.time()
+            if callback is not None:
+                gan.eval()
+                callback(done, gan)
+                gan.train()
         if settings.checkpoint is not None and (done % settings.checkpoint_every == 0 or done == settings.steps):
             save(done)
         if settings.time_budget_s is not None and time.time() - started > settings.time_budget_s:

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from dgm.profile import progress_enabled
 
-LossFn = Callable[[nn.Module, Tensor], dict[str, Tensor]]
+Batch = Tensor | tuple[Tensor, ...]
+LossFn = Callable[[nn.Module, Batch], dict[str, Tensor]]
 
 
 @dataclass
@@ -75,13 +76,16 @@ def load_checkpoint(path: Path) -> dict:
 def fit(
     model: nn.Module,
     loss_fn: LossFn,
-    data: Tensor,
+    data: Tensor | tuple[Tensor, ...],
     settings: TrainSettings,
     *,
-    transform: Callable[[Tensor], Tensor] | None = None,
+    transform: Callable[[Batch], Batch] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> History:
     """Train ``model`` on ``data`` (``(N, ...)``, on any device) by minimising ``loss_fn(...)["loss"]``.
+
+    ``data`` may also be a tuple of tensors with the same first dimension
+    (images and labels); each batch is then the tuple of their rows.
 
     Args:
         transform: applied to each batch on the model's device (e.g. dynamic binarisation).
@@ -110,7 +114,11 @@ def fit(
         start_epoch = history.epochs
         print(f"resumed from {settings.checkpoint} after epoch {start_epoch}")
 
-    batches = math.ceil(len(data) / settings.batch_size)
+    columns = data if isinstance(data, tuple) else (data,)
+    size = len(columns[0])
+    if any(len(column) != size for column in columns):
+        raise ValueError(f"the tensors in data must have the same length, got {[len(c) for c in columns]}")
+    batches = math.ceil(size / settings.batch_size)
     remaining = max(settings.epochs - start_epoch, 0)
     started = time.time()
     bar = tqdm(total=remaining * batches, disable=not settings.progress or remaining == 0, desc="training")
@@ -118,10 +126,12 @@ def fit(
     for epoch in range(start_epoch, settings.epochs):
         epoch_start = time.time()
         shuffle = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
-        order = torch.randperm(len(data), generator=shuffle)
+        order = torch.randperm(size, generator=shuffle)
         sums: dict[str, float] = {}
         for index in range(batches):
-            batch = data[order[index * settings.batch_size : (index + 1) * settings.batch_size]].to(device)
+            rows = order[index * settings.batch_size : (index + 1) * settings.batch_size]
+            batch = tuple(column[rows].to(device) for column in columns)
+            batch = batch if isinstance(data, tuple) else batch[0]
             if transform is not None:
                 batch = transform(batch)
             terms = loss_fn(model, batch)
@@ -129,9 +139,9 @@ def fit(
             terms["loss"].backward()
             optimizer.step()
             for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(batch)
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(rows)
             bar.update()
-        means = {name: total / len(data) for name, total in sums.items()}
+        means = {name: total / size for name, total in sums.items()}
         history.record(means, time.time() - epoch_start)
         bar.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.2f}")
         if settings.checkpoint is not None:
