@@ -64,3 +64,31 @@ def test_bad_settings_fail_early():
         DiracGAN(noise_std=-1)
     with pytest.raises(ValueError, match="method"):
         DiracGAN().step(1.0, 1.0, 0.1, "sideways")
+
+
+def test_library_eigenvalues_match_sympy_eigenvalues_of_the_derived_jacobian():
+    """The closed forms in DiracGAN.predicted_eigenvalues against SymPy's eigenvalues of the Jacobian of the game."""
+    import sympy as sp
+
+    from dgm.instances import gaussian_expectation
+
+    theta, psi, eps, u = sp.symbols("theta psi epsilon u", real=True)
+    sigma, gamma, h = sp.symbols("sigma gamma h", nonnegative=True)
+    for loss, f in (("standard", -sp.log(1 + sp.exp(-u))), ("wasserstein", u)):
+        # the Jacobian at 0 needs f'(0) and f''(0) only: use the Taylor cubic of the real f
+        cubic = sum(sp.diff(f, u, k).subs(u, 0) * u**k / sp.factorial(k) for k in range(4))
+        F = sp.Lambda(u, cubic)
+        value = gaussian_expectation(F(psi * (theta + sigma * eps)), eps, 0, 1) + gaussian_expectation(F(-psi * sigma * eps), eps, 0, 1)
+        field = sp.Matrix([-sp.diff(value, theta), sp.diff(value, psi) - gamma * psi])
+        J = field.jacobian([theta, psi]).subs({theta: 0, psi: 0})
+        alternating = sp.Matrix([theta + h * field[0], psi + h * field[1].subs(theta, theta + h * field[0])])
+        J_alt = alternating.jacobian([theta, psi]).subs({theta: 0, psi: 0})
+        for noise, penalty, lr in ((0.0, 0.0, 0.3), (0.7, 0.0, 0.5), (0.0, 1.2, 0.2), (1.1, 0.4, 1.3)):
+            values = {sigma: noise, gamma: penalty, h: lr}
+            game = DiracGAN(loss, noise_std=noise, penalty=penalty)
+            symbolic = np.array([complex(e) for e in J.subs(values).eigenvals(multiple=True)])
+            assert np.allclose(np.sort_complex(symbolic), np.sort_complex(game.predicted_eigenvalues()), atol=1e-12)
+            symbolic_alt = np.array([complex(e) for e in J_alt.subs(values).eigenvals(multiple=True)])
+            assert np.allclose(np.sort_complex(symbolic_alt), np.sort_complex(game.predicted_eigenvalues(lr, "alternating")), atol=1e-12)
+            symbolic_sim = np.array([complex(e) for e in (sp.eye(2) + h * J).subs(values).eigenvals(multiple=True)])
+            assert np.allclose(np.sort_complex(symbolic_sim), np.sort_complex(game.predicted_eigenvalues(lr, "simultaneous")), atol=1e-12)

@@ -122,3 +122,15 @@ def test_softplus_forms_do_not_overflow():
     assert torch.isfinite(discriminator_loss(huge, -huge, "non_saturating")["loss"])
     assert math.isfinite(generator_loss(-huge, "non_saturating")["loss"].item())
     assert F.softplus(torch.tensor(-80.0)).item() >= 0
+
+
+def test_callback_sees_the_generator_at_each_logged_interval():
+    seen = []
+    gan = GAN(GANSettings(generator_hidden=(8,), discriminator_hidden=(8,)))
+
+    def record(step: int, model: GAN) -> None:
+        assert not model.training  # scored in eval mode
+        seen.append(step)
+
+    train_gan(gan, torch.randn(64, 2), AdversarialSettings(steps=25, batch_size=8, log_every=10, progress=False), callback=record)
+    assert seen == [10, 20, 25]

@@ -85,3 +85,11 @@ def test_time_budget_stops_at_an_epoch_boundary():
 def test_bad_settings():
     with pytest.raises(ValueError):
         TrainSettings(epochs=0)
+
+
+def test_tuple_data_must_have_one_length():
+    from dgm.quality import DigitClassifier, classification_loss
+
+    images, labels = torch.zeros(10, 1, 28, 28, dtype=torch.uint8), torch.zeros(9, dtype=torch.long)
+    with pytest.raises(ValueError, match="same length"):
+        fit(DigitClassifier(), classification_loss, (images, labels), TrainSettings(epochs=1, progress=False))
