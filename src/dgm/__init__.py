@@ -14,6 +14,7 @@ One concept per module:
 * :mod:`dgm.dirac_gan` — the Dirac-GAN's dynamics and their eigenvalues;
 * :mod:`dgm.train` — the training loop with checkpoints;
 * :mod:`dgm.metrics` — evaluation (ELBO, IWAE NLL, active units);
+* :mod:`dgm.quality` — judging MNIST samples: a digit classifier and the Fréchet distance;
 * :mod:`dgm.plots` — figures.
 """
 
