@@ -4,6 +4,7 @@ One concept per module:
 
 * :mod:`dgm.derive` — derivations whose every step is checked;
 * :mod:`dgm.instances` — tractable instances (Gaussians, the linear-Gaussian model);
+* :mod:`dgm.graphs` — Bayesian networks on binary variables: d-separation against the joint table;
 * :mod:`dgm.answers` and :mod:`dgm.exercises` — grading formula answers;
 * :mod:`dgm.profile` — the quick/full switch, the device, the run record;
 * :mod:`dgm.data` — datasets (MNIST);

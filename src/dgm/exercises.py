@@ -34,8 +34,12 @@ _m_z, _v_z = sp.Symbol("m_z", real=True), sp.Symbol("v_z", positive=True)
 _theta, _psi, _s, _a = sp.symbols("theta psi s a", real=True)
 _h = sp.Symbol("h", positive=True)
 _t, _s_width = sp.Symbol("t", positive=True), sp.Symbol("s", positive=True)
+_n, _s_var = sp.Symbol("n", positive=True), sp.Symbol("s", positive=True)
 
 EXERCISES: dict[str, Exercise] = {
+    # book/pgm.md
+    "ex-pgm-parameters": Exercise(sp.Integer(34), ()),
+    "ex-pgm-laplace": Exercise(_s_var / (_s_var + _n), (_n, _s_var)),
     # book/vi.md
     "ex-vi-kl": Exercise(
         (_v / _v_p + (_mu - _mu_p) ** 2 / _v_p - 1 - sp.log(_v / _v_p)) / 2, (_mu, _v, _mu_p, _v_p)
