@@ -34,6 +34,7 @@ _m_z, _v_z = sp.Symbol("m_z", real=True), sp.Symbol("v_z", positive=True)
 _theta, _psi, _s, _a = sp.symbols("theta psi s a", real=True)
 _h = sp.Symbol("h", positive=True)
 _t, _s_width = sp.Symbol("t", positive=True), sp.Symbol("s", positive=True)
+_beta, _rho = sp.Symbol("beta", positive=True), sp.Symbol("rho", real=True)
 _n, _s_var = sp.Symbol("n", positive=True), sp.Symbol("s", positive=True)
 
 EXERCISES: dict[str, Exercise] = {
@@ -53,6 +54,9 @@ EXERCISES: dict[str, Exercise] = {
     "ex-vae-learned-prior": Exercise(
         (_v / _v_z + (_m - _m_z) ** 2 / _v_z - 1 - sp.log(_v / _v_z)) / 2, (_m, _v, _m_z, _v_z)
     ),
+    # book/beta_vae.md
+    "ex-beta-encoder": Exercise(1 / (1 + _beta * _s2), (_beta, _s2)),
+    "ex-beta-tc": Exercise(-sp.log(1 - _rho**2) / 2, (_rho,)),
     # book/gan.md
     "ex-gan-optimal-d": Exercise(2 * _x / (2 * _x + 1), (_x,)),
     "ex-gan-value": Exercise(-sp.log(4), ()),
