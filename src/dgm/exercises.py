@@ -33,14 +33,14 @@ _logit = sp.Symbol("l", real=True)
 _m_z, _v_z = sp.Symbol("m_z", real=True), sp.Symbol("v_z", positive=True)
 _theta, _psi, _s, _a = sp.symbols("theta psi s a", real=True)
 _h = sp.Symbol("h", positive=True)
-_t, _s_width = sp.Symbol("t", positive=True), sp.Symbol("s", positive=True)
+_t, _s_positive = sp.Symbol("t", positive=True), sp.Symbol("s", positive=True)
 _beta, _rho = sp.Symbol("beta", positive=True), sp.Symbol("rho", real=True)
-_n, _s_var = sp.Symbol("n", positive=True), sp.Symbol("s", positive=True)
+_n = sp.Symbol("n", positive=True)
 
 EXERCISES: dict[str, Exercise] = {
     # book/pgm.md
     "ex-pgm-parameters": Exercise(sp.Integer(34), ()),
-    "ex-pgm-laplace": Exercise(_s_var / (_s_var + _n), (_n, _s_var)),
+    "ex-pgm-laplace": Exercise(_s_positive / (_s_positive + _n), (_n, _s_positive)),
     # book/vi.md
     "ex-vi-kl": Exercise(
         (_v / _v_p + (_mu - _mu_p) ** 2 / _v_p - 1 - sp.log(_v / _v_p)) / 2, (_mu, _v, _mu_p, _v_p)
@@ -61,7 +61,7 @@ EXERCISES: dict[str, Exercise] = {
     "ex-gan-optimal-d": Exercise(2 * _x / (2 * _x + 1), (_x,)),
     "ex-gan-value": Exercise(-sp.log(4), ()),
     "ex-gan-logistic-f": Exercise(_t * sp.log(_t) - (_t + 1) * sp.log(_t + 1), (_t,)),
-    "ex-gan-kl-lines": Exercise(_theta**2 / (2 * _s_width**2), (_theta, _s_width)),
+    "ex-gan-kl-lines": Exercise(_theta**2 / (2 * _s_positive**2), (_theta, _s_positive)),
     # book/dirac_gan.md
     "ex-dirac-simultaneous": Exercise((1 + _h**2 * _s**2) * (_theta**2 + _psi**2), (_theta, _psi, _h, _s)),
     "ex-dirac-alternating-trace": Exercise(2 - _h**2 * _a**2, (_h, _a)),

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from dgm.nets import mlp
 from dgm.profile import progress_enabled
-from dgm.train import History, load_checkpoint
+from dgm.train import History, load_checkpoint, restore_weights, save_checkpoint
 
 Objective = Literal["minimax", "non_saturating", "wasserstein"]
 OBJECTIVES: tuple[str, ...] = ("minimax", "non_saturating", "wasserstein")
@@ -204,12 +204,7 @@ def train_gan(
     torch.manual_seed(settings.seed)
     if settings.checkpoint is not None and settings.checkpoint.exists():
         state = load_checkpoint(settings.checkpoint)
-        try:
-            gan.load_state_dict(state["model"])
-        except RuntimeError as error:
-            raise RuntimeError(
-                f"the checkpoint {settings.checkpoint} was written by a different GAN; delete it to start afresh"
-            ) from error
+        restore_weights(gan, state["model"], settings.checkpoint, kind="GAN", settings="AdversarialSettings")
         d_opt.load_state_dict(state["d_opt"])
         g_opt.load_state_dict(state["g_opt"])
         history = History(**state["history"])
@@ -226,10 +221,7 @@ def train_gan(
             "rng": torch.get_rng_state(),
             "step": step,
         }
-        partial = settings.checkpoint.with_suffix(settings.checkpoint.suffix + ".partial")
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, partial)
-        partial.replace(settings.checkpoint)
+        save_checkpoint(settings.checkpoint, state)
 
     device, n = gan.device, settings.batch_size
     sums: dict[str, float] = {}

@@ -57,14 +57,13 @@ def plot_history(
     *,
     ylabels: Mapping[str, str] | None = None,
     xlabel: str = "epoch",
-    every: int = 1,
 ) -> Figure:
     """One panel per term, one line per run: e.g. the loss and its reconstruction and KL parts."""
     figure, axes = plt.subplots(1, len(terms), figsize=(4 * len(terms), 3), squeeze=False)
     for ax, term in zip(axes[0], terms):
         for label, history in histories.items():
             values = history.terms[term]
-            ax.plot([every * k for k in range(1, len(values) + 1)], values, label=label)
+            ax.plot(range(1, len(values) + 1), values, label=label)
         ax.set_xlabel(xlabel)
         ax.set_title((ylabels or {}).get(term, term))
         ax.grid(alpha=0.3)

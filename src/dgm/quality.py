@@ -122,17 +122,20 @@ class SampleReport:
 
 
 @torch.no_grad()
-def judge(model: DigitClassifier, samples: Tensor, reference_features: Tensor) -> SampleReport:
+def judge(model: DigitClassifier, samples: Tensor, reference_features: Tensor, batch_size: int = 1000) -> SampleReport:
     """Score float samples in ``[0, 1]`` ``(N, 1, 28, 28)`` or ``(N, 784)`` against the features of real digits."""
     model.eval()
     device = next(model.parameters()).device
-    probs = torch.cat(
-        [F.softmax(model(samples[start : start + 1000].to(device).float()), dim=1).cpu() for start in range(0, len(samples), 1000)]
-    )
+    feature_chunks, prob_chunks = [], []
+    for start in range(0, len(samples), batch_size):  # one pass: the head reads the features already computed
+        chunk_features = model.features(samples[start : start + batch_size].to(device).float())
+        feature_chunks.append(chunk_features.double().cpu())
+        prob_chunks.append(F.softmax(model.head(chunk_features), dim=1).cpu())
+    probs = torch.cat(prob_chunks)
     share = probs.argmax(1).bincount(minlength=10).double() / len(samples)
     entropy = max(0.0, float(-(share[share > 0] * share[share > 0].log()).sum()))  # 0, not -0, for one class
     return SampleReport(
-        frechet=frechet_distance(features(model, samples), reference_features),
+        frechet=frechet_distance(torch.cat(feature_chunks), reference_features),
         class_entropy=entropy,
         confidence=float(probs.max(1).values.mean()),
     )

@@ -61,7 +61,8 @@ class History:
         self.seconds.append(seconds)
 
 
-def _save(path: Path, state: dict) -> None:
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically: an interrupted save leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(path.suffix + ".partial")
     torch.save(state, partial)
@@ -71,6 +72,17 @@ def _save(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict:
     """A checkpoint written by :func:`fit`, loaded safely (``weights_only=True``)."""
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def restore_weights(model: nn.Module, weights: dict, path: Path, *, kind: str, settings: str) -> None:
+    """Load ``weights`` from the checkpoint at ``path`` into ``model``, or say plainly that they belong to another model."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"the checkpoint {path} was written by a different {kind}; "
+            f"delete it to start afresh, or point {settings}.checkpoint elsewhere"
+        ) from error
 
 
 def fit(
@@ -101,13 +113,7 @@ def fit(
     start_epoch = 0
     if settings.checkpoint is not None and settings.checkpoint.exists():
         state = load_checkpoint(settings.checkpoint)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as error:
-            raise RuntimeError(
-                f"the checkpoint {settings.checkpoint} was written by a different model; "
-                "delete it to start afresh, or point TrainSettings.checkpoint elsewhere"
-            ) from error
+        restore_weights(model, state["model"], settings.checkpoint, kind="model", settings="TrainSettings")
         optimizer.load_state_dict(state["optimizer"])
         history = History(**state["history"])
         torch.set_rng_state(state["rng"])
@@ -145,7 +151,7 @@ def fit(
         history.record(means, time.time() - epoch_start)
         bar.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.2f}")
         if settings.checkpoint is not None:
-            _save(
+            save_checkpoint(
                 settings.checkpoint,
                 {
                     "model": model.state_dict(),
