@@ -36,6 +36,7 @@ _h = sp.Symbol("h", positive=True)
 _t, _s_positive = sp.Symbol("t", positive=True), sp.Symbol("s", positive=True)
 _beta, _rho = sp.Symbol("beta", positive=True), sp.Symbol("rho", real=True)
 _n = sp.Symbol("n", positive=True)
+_s1 = sp.Symbol("s1", positive=True)
 
 EXERCISES: dict[str, Exercise] = {
     # book/pgm.md
@@ -57,6 +58,9 @@ EXERCISES: dict[str, Exercise] = {
     # book/beta_vae.md
     "ex-beta-encoder": Exercise(1 / (1 + _beta * _s2), (_beta, _s2)),
     "ex-beta-tc": Exercise(-sp.log(1 - _rho**2) / 2, (_rho,)),
+    # book/hvae.md
+    "ex-hvae-v2": Exercise(_s1 / (_a**2 + _s1), (_a, _s1)),
+    "ex-hvae-cost": Exercise(-sp.log(1 + _a**2 / _s1) / 2, (_a, _s1)),
     # book/gan.md
     "ex-gan-optimal-d": Exercise(2 * _x / (2 * _x + 1), (_x,)),
     "ex-gan-value": Exercise(-sp.log(4), ()),

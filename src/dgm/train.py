@@ -93,6 +93,7 @@ def fit(
     *,
     transform: Callable[[Batch], Batch] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> History:
     """Train ``model`` on ``data`` (``(N, ...)``, on any device) by minimising ``loss_fn(...)["loss"]``.
 
@@ -102,6 +103,8 @@ def fit(
     Args:
         transform: applied to each batch on the model's device (e.g. dynamic binarisation).
         optimizer: defaults to Adam with ``settings.lr``.
+        on_epoch: called with the epoch's index (from 0) before each epoch, also
+            after a resume — e.g. to set a KL weight that warms up over epochs.
 
     Returns the history of all epochs, including those of a resumed run.
     On ``KeyboardInterrupt`` the last finished epoch is already saved; running
@@ -131,6 +134,8 @@ def fit(
     model.train()
     for epoch in range(start_epoch, settings.epochs):
         epoch_start = time.time()
+        if on_epoch is not None:
+            on_epoch(epoch)
         shuffle = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
         order = torch.randperm(size, generator=shuffle)
         sums: dict[str, float] = {}

@@ -1,0 +1,215 @@
+r"""β-VAE and FactorVAE (chapter "β-VAE and FactorVAE", book/beta_vae.md).
+
+One objective covers both, per data point:
+
+$$\mathcal L_{\beta,\gamma}(x) = \mathbb E_{q(z \mid x)}[\log p(x \mid z)]
+  - \beta\, \mathrm{KL}(q(z \mid x) \,\|\, p(z)) - \gamma\, \mathrm{TC}(q(z)),$$
+
+with $\gamma = 0$ the β-VAE (eq. {eq}`beta-lagrangian`) and $\beta = 1$
+FactorVAE (eq. {eq}`factorvae-objective`); $\beta = 1, \gamma = 0$ is the ELBO.
+
+The total correlation $\mathrm{TC} = \mathrm{KL}(q(z) \,\|\, \prod_j q(z_j))$ is
+estimated by the density-ratio trick (eq. {eq}`tc-density-ratio`): a discriminator
+with logit $h(z)$ learns to tell codes $z \sim q(z)$ from codes whose
+dimensions were shuffled across the batch (:func:`permute_dims`, samples of
+$\prod_j q(z_j)$), and $\mathrm{TC} \approx \mathbb E_{q(z)}[h(z)]$.
+
+:func:`train_factor_vae` writes the two updates out (Kim & Mnih 2018, Alg. 2):
+the VAE's backward and step on the first half of a batch; then the
+discriminator's, on that half's codes (detached) against the permuted codes
+of the second half. Each optimizer steps only after its own backward, and no
+backward runs through weights that were stepped after its forward.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from dgm.gan import discriminator_loss
+from dgm.nets import mlp
+from dgm.profile import progress_enabled
+from dgm.train import History, load_checkpoint, restore_weights, save_checkpoint
+from dgm.vae import VAE, bernoulli_log_likelihood, gaussian_kl, reparameterize
+
+
+def permute_dims(z: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    r"""Shuffle each column of ``z`` ``(B, L)`` across the batch on its own: samples of $\prod_j q(z_j)$."""
+    columns = [z[torch.randperm(len(z), generator=generator).to(z.device), j] for j in range(z.shape[1])]
+    return torch.stack(columns, dim=1)
+
+
+def tc_discriminator(latent_dim: int, hidden: tuple[int, ...] = (512, 512)) -> nn.Sequential:
+    r"""An MLP ``(B, L) → (B, 1)``: the logit $h(z) = \log D(z) / (1 - D(z))$ that $z$ came from $q(z)$."""
+    return mlp([latent_dim, *hidden, 1], nn.LeakyReLU)
+
+
+def vae_terms(model: VAE, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Reconstruction $\\log p(x \\mid z)$ ``(B,)``, exact KL ``(B,)`` and the sampled code ``z`` ``(B, L)``."""
+    x = model._flatten(x)
+    mean, log_var = model.encode(x)
+    z = reparameterize(mean, log_var)
+    return model.log_likelihood(x, z), gaussian_kl(mean, log_var), z
+
+
+def objective_loss(model: VAE, discriminator: nn.Module | None, x: Tensor, beta: float, gamma: float) -> dict[str, Tensor]:
+    r"""Minus $\mathcal L_{\beta,\gamma}$ averaged over the batch, with its terms and the codes ``z`` (for the discriminator).
+
+    $\mathrm{TC} \approx \frac1B \sum_i h(z_i)$ (eq. {eq}`tc-density-ratio`); the
+    discriminator is only read here — its own loss and step are
+    :func:`tc_discriminator_loss`'s.
+    """
+    reconstruction, kl, z = vae_terms(model, x)
+    loss = -reconstruction.mean() + beta * kl.mean()
+    terms = {"reconstruction": reconstruction.mean().detach(), "kl": kl.mean().detach()}
+    if discriminator is not None:
+        tc = discriminator(z).mean()
+        loss = loss + gamma * tc
+        terms["tc"] = tc.detach()
+    return {"loss": loss, **terms, "z": z}
+
+
+def tc_discriminator_loss(discriminator: nn.Module, z: Tensor, z_other: Tensor) -> dict[str, Tensor]:
+    r"""The discriminator's loss: $q(z)$ codes ``z`` are "real", permuted codes of another batch are "fake".
+
+    Both inputs are detached, so this loss's backward reaches only the discriminator.
+    """
+    real = discriminator(z.detach()).squeeze(1)
+    fake = discriminator(permute_dims(z_other.detach())).squeeze(1)
+    return discriminator_loss(real, fake, "minimax")
+
+
+@dataclass
+class FactorVAESettings:
+    r"""The objective's weights and how to train (Kim & Mnih's optimisers; the profile picks ``steps``).
+
+    ``beta`` weighs the KL term and ``gamma`` the total correlation. With a
+    discriminator and ``gamma = 0`` the discriminator still trains, and its
+    TC estimate is logged without touching the VAE: a β-VAE's TC can be watched too.
+    """
+
+    beta: float = 1.0
+    gamma: float = 0.0
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    discriminator_lr: float = 1e-4
+    discriminator_betas: tuple[float, float] = (0.5, 0.9)
+    seed: int = 0
+    log_every: int = 100
+    checkpoint: Path | None = None
+    checkpoint_every: int = 500
+    time_budget_s: float | None = None
+    progress: bool = field(default_factory=progress_enabled)
+
+    def __post_init__(self) -> None:
+        if self.beta < 0 or self.gamma < 0:
+            raise ValueError(f"beta and gamma must be >= 0, got beta={self.beta}, gamma={self.gamma}")
+        if min(self.steps, self.batch_size, self.log_every, self.checkpoint_every) < 1 or min(self.lr, self.discriminator_lr) <= 0:
+            raise ValueError(f"steps, batch_size, log_every, checkpoint_every and the learning rates must be positive, got {self}")
+
+
+def train_factor_vae(
+    model: VAE,
+    discriminator: nn.Module | None,
+    sample: Callable[[int], Tensor],
+    settings: FactorVAESettings,
+) -> History:
+    """Train ``model`` on batches from ``sample(n) -> (n, ...)`` images, with the TC ``discriminator`` if given.
+
+    Each step draws ``2 · batch_size`` images. Returns a :class:`dgm.train.History`
+    with one record per ``log_every`` steps: ``loss``, ``reconstruction``,
+    ``kl``, and with a discriminator ``tc`` and ``d_loss``. A run given the
+    same checkpoint path resumes at the last saved step with its random state.
+    """
+    if settings.gamma > 0 and discriminator is None:
+        raise ValueError("gamma > 0 needs a discriminator to estimate the total correlation (see tc_discriminator)")
+    vae_opt = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=settings.betas)
+    d_opt = None if discriminator is None else torch.optim.Adam(
+        discriminator.parameters(), lr=settings.discriminator_lr, betas=settings.discriminator_betas
+    )
+    modules = nn.ModuleDict({"vae": model} | ({} if discriminator is None else {"discriminator": discriminator}))
+    history, start = History(), 0
+    torch.manual_seed(settings.seed)
+    if settings.checkpoint is not None and settings.checkpoint.exists():
+        state = load_checkpoint(settings.checkpoint)
+        restore_weights(modules, state["model"], settings.checkpoint, kind="model", settings="FactorVAESettings")
+        vae_opt.load_state_dict(state["vae_opt"])
+        if d_opt is not None:
+            d_opt.load_state_dict(state["d_opt"])
+        history = History(**state["history"])
+        torch.set_rng_state(state["rng"])
+        start = state["step"]
+        print(f"resumed from {settings.checkpoint} at step {start}")
+
+    def save(step: int) -> None:
+        state = {"model": modules.state_dict(), "vae_opt": vae_opt.state_dict(), "history": asdict(history),
+                 "rng": torch.get_rng_state(), "step": step}
+        if d_opt is not None:
+            state["d_opt"] = d_opt.state_dict()
+        save_checkpoint(settings.checkpoint, state)
+
+    device, n = next(model.parameters()).device, settings.batch_size
+    sums: dict[str, float] = {}
+    started = interval_start = time.time()
+    bar = tqdm(total=settings.steps, initial=start, disable=not settings.progress, desc="training")
+    modules.train()
+    for step in range(start, settings.steps):
+        x = sample(2 * n).to(device)
+        x_vae, x_other = x[:n], x[n:]
+        if discriminator is not None:
+            with torch.no_grad():  # codes of the second half, for the permuted ("fake") side of step 2
+                _, _, z_other = vae_terms(model, x_other)
+        # 1. the VAE: its loss reads the discriminator, which is frozen so that this backward leaves it alone
+        if discriminator is not None:
+            discriminator.requires_grad_(False)
+        terms = objective_loss(model, discriminator, x_vae, settings.beta, settings.gamma)
+        vae_opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        vae_opt.step()
+        z = terms.pop("z").detach()
+        logged = {name: value.detach() for name, value in terms.items()}
+        # 2. the discriminator: the first half's codes against the second half's, permuted; both were
+        #    computed before the VAE's step and are detached; its own backward and step
+        if discriminator is not None and d_opt is not None:
+            discriminator.requires_grad_(True)
+            d_terms = tc_discriminator_loss(discriminator, z, z_other)
+            d_opt.zero_grad(set_to_none=True)
+            d_terms["loss"].backward()
+            d_opt.step()
+            logged["d_loss"] = d_terms["loss"].detach()
+
+        for name, value in logged.items():
+            sums[name] = sums.get(name, 0.0) + float(value)
+        bar.update()
+        done = step + 1
+        if done % settings.log_every == 0 or done == settings.steps:
+            count = settings.log_every if done % settings.log_every == 0 else done % settings.log_every
+            history.record({name: total / count for name, total in sums.items()}, time.time() - interval_start)
+            bar.set_postfix(loss=f"{history.terms['loss'][-1]:.2f}")
+            sums, interval_start = {}, time.time()
+        if settings.checkpoint is not None and (done % settings.checkpoint_every == 0 or done == settings.steps):
+            save(done)
+        if settings.time_budget_s is not None and time.time() - started > settings.time_budget_s:
+            history.stopped_by_budget = True
+            if settings.checkpoint is not None:
+                save(done)
+            print(f"stopped after step {done}: time budget of {settings.time_budget_s:.0f} s reached")
+            break
+    bar.close()
+    modules.eval()
+    return history
+
+
+def reconstruction_error(model: VAE, x: Tensor) -> Tensor:
+    r"""$-\log p(x \mid \mu_\phi(x))$ per image ``(B,)`` in nats: the Bernoulli cross-entropy of the reconstruction from the code's mean."""
+    with torch.no_grad():
+        mean, _ = model.encode(x)
+        return -bernoulli_log_likelihood(model._flatten(x), model.decode(mean))
