@@ -23,19 +23,17 @@ backward runs through weights that were stepped after its forward.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from dgm.gan import discriminator_loss
 from dgm.nets import mlp
 from dgm.profile import progress_enabled
-from dgm.train import History, load_checkpoint, restore_weights, save_checkpoint
+from dgm.train import History, StepRun
 from dgm.vae import VAE, bernoulli_log_likelihood, gaussian_kl, reparameterize
 
 
@@ -136,39 +134,21 @@ def train_factor_vae(
         discriminator.parameters(), lr=settings.discriminator_lr, betas=settings.discriminator_betas
     )
     modules = nn.ModuleDict({"vae": model} | ({} if discriminator is None else {"discriminator": discriminator}))
-    history, start = History(), 0
+    optimizers = {"vae_opt": vae_opt} | ({} if d_opt is None else {"d_opt": d_opt})
     torch.manual_seed(settings.seed)
-    if settings.checkpoint is not None and settings.checkpoint.exists():
-        state = load_checkpoint(settings.checkpoint)
-        restore_weights(modules, state["model"], settings.checkpoint, kind="model", settings="FactorVAESettings")
-        vae_opt.load_state_dict(state["vae_opt"])
-        if d_opt is not None:
-            d_opt.load_state_dict(state["d_opt"])
-        history = History(**state["history"])
-        torch.set_rng_state(state["rng"])
-        start = state["step"]
-        print(f"resumed from {settings.checkpoint} at step {start}")
-
-    def save(step: int) -> None:
-        state = {"model": modules.state_dict(), "vae_opt": vae_opt.state_dict(), "history": asdict(history),
-                 "rng": torch.get_rng_state(), "step": step}
-        if d_opt is not None:
-            state["d_opt"] = d_opt.state_dict()
-        save_checkpoint(settings.checkpoint, state)
-
+    run = StepRun(modules, optimizers, steps=settings.steps, log_every=settings.log_every,
+                  checkpoint=settings.checkpoint, checkpoint_every=settings.checkpoint_every,
+                  time_budget_s=settings.time_budget_s, progress=settings.progress, kind="model",
+                  settings="FactorVAESettings")
     device, n = next(model.parameters()).device, settings.batch_size
-    sums: dict[str, float] = {}
-    started = interval_start = time.time()
-    bar = tqdm(total=settings.steps, initial=start, disable=not settings.progress, desc="training")
     modules.train()
-    for step in range(start, settings.steps):
+    for step in range(run.start, settings.steps):
         x = sample(2 * n).to(device)
         x_vae, x_other = x[:n], x[n:]
         if discriminator is not None:
             with torch.no_grad():  # codes of the second half, for the permuted ("fake") side of step 2
                 _, _, z_other = vae_terms(model, x_other)
-        # 1. the VAE: its loss reads the discriminator, which is frozen so that this backward leaves it alone
-        if discriminator is not None:
+            # 1. the VAE: its loss reads the discriminator, which is frozen so that this backward leaves it alone
             discriminator.requires_grad_(False)
         terms = objective_loss(model, discriminator, x_vae, settings.beta, settings.gamma)
         vae_opt.zero_grad(set_to_none=True)
@@ -186,26 +166,11 @@ def train_factor_vae(
             d_opt.step()
             logged["d_loss"] = d_terms["loss"].detach()
 
-        for name, value in logged.items():
-            sums[name] = sums.get(name, 0.0) + float(value)
-        bar.update()
-        done = step + 1
-        if done % settings.log_every == 0 or done == settings.steps:
-            count = settings.log_every if done % settings.log_every == 0 else done % settings.log_every
-            history.record({name: total / count for name, total in sums.items()}, time.time() - interval_start)
-            bar.set_postfix(loss=f"{history.terms['loss'][-1]:.2f}")
-            sums, interval_start = {}, time.time()
-        if settings.checkpoint is not None and (done % settings.checkpoint_every == 0 or done == settings.steps):
-            save(done)
-        if settings.time_budget_s is not None and time.time() - started > settings.time_budget_s:
-            history.stopped_by_budget = True
-            if settings.checkpoint is not None:
-                save(done)
-            print(f"stopped after step {done}: time budget of {settings.time_budget_s:.0f} s reached")
+        run.log(step + 1, logged, postfix=("loss",))
+        if run.stop(step + 1):
             break
-    bar.close()
     modules.eval()
-    return history
+    return run.finish()
 
 
 def reconstruction_error(model: VAE, x: Tensor) -> Tensor:

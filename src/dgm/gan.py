@@ -20,20 +20,18 @@ step, then the generator's backward and step.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from dgm.nets import mlp
 from dgm.profile import progress_enabled
-from dgm.train import History, load_checkpoint, restore_weights, save_checkpoint
+from dgm.train import History, StepRun
 
 Objective = Literal["minimax", "non_saturating", "wasserstein"]
 OBJECTIVES: tuple[str, ...] = ("minimax", "non_saturating", "wasserstein")
@@ -200,35 +198,14 @@ def train_gan(
     objective, penalty_weight = gan.settings.objective, gan.settings.gradient_penalty
     d_opt = torch.optim.Adam(gan.discriminator.parameters(), lr=settings.lr, betas=settings.betas)
     g_opt = torch.optim.Adam(gan.generator.parameters(), lr=settings.lr, betas=settings.betas)
-    history, start = History(), 0
     torch.manual_seed(settings.seed)
-    if settings.checkpoint is not None and settings.checkpoint.exists():
-        state = load_checkpoint(settings.checkpoint)
-        restore_weights(gan, state["model"], settings.checkpoint, kind="GAN", settings="AdversarialSettings")
-        d_opt.load_state_dict(state["d_opt"])
-        g_opt.load_state_dict(state["g_opt"])
-        history = History(**state["history"])
-        torch.set_rng_state(state["rng"])
-        start = state["step"]
-        print(f"resumed from {settings.checkpoint} at step {start}")
-
-    def save(step: int) -> None:
-        state = {
-            "model": gan.state_dict(),
-            "d_opt": d_opt.state_dict(),
-            "g_opt": g_opt.state_dict(),
-            "history": asdict(history),
-            "rng": torch.get_rng_state(),
-            "step": step,
-        }
-        save_checkpoint(settings.checkpoint, state)
-
+    run = StepRun(gan, {"d_opt": d_opt, "g_opt": g_opt}, steps=settings.steps, log_every=settings.log_every,
+                  checkpoint=settings.checkpoint, checkpoint_every=settings.checkpoint_every,
+                  time_budget_s=settings.time_budget_s, progress=settings.progress, kind="GAN",
+                  settings="AdversarialSettings")
     device, n = gan.device, settings.batch_size
-    sums: dict[str, float] = {}
-    started = interval_start = time.time()
-    bar = tqdm(total=settings.steps, initial=start, disable=not settings.progress, desc="training")
     gan.train()
-    for step in range(start, settings.steps):
+    for step in range(run.start, settings.steps):
         # 1. the discriminator (critic): fakes are detached, so its backward never reaches the generator
         gan.discriminator.requires_grad_(True)
         for _ in range(settings.critic_steps):
@@ -252,28 +229,13 @@ def train_gan(
         g_opt.step()
 
         logged = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), **{k: v for k, v in terms.items() if k != "loss"}}
-        for name, value in logged.items():
-            sums[name] = sums.get(name, 0.0) + float(value)
-        bar.update()
         done = step + 1
-        if done % settings.log_every == 0 or done == settings.steps:
-            count = settings.log_every if done % settings.log_every == 0 else done % settings.log_every
-            history.record({name: total / count for name, total in sums.items()}, time.time() - interval_start)
-            bar.set_postfix(d_loss=f"{history.terms['d_loss'][-1]:.3f}", g_loss=f"{history.terms['g_loss'][-1]:.3f}")
-            sums, interval_start = {}, time.time()
-            if callback is not None:
-                gan.eval()
-                callback(done, gan)
-                gan.train()
-        if settings.checkpoint is not None and (done % settings.checkpoint_every == 0 or done == settings.steps):
-            save(done)
-        if settings.time_budget_s is not None and time.time() - started > settings.time_budget_s:
-            history.stopped_by_budget = True
-            if settings.checkpoint is not None:
-                save(done)
-            print(f"stopped after step {done}: time budget of {settings.time_budget_s:.0f} s reached")
+        if run.log(done, logged, postfix=("d_loss", "g_loss")) and callback is not None:
+            gan.eval()
+            callback(done, gan)
+            gan.train()
+        if run.stop(done):
             break
-    bar.close()
     gan.discriminator.requires_grad_(True)
     gan.eval()
-    return history
+    return run.finish()

@@ -6,6 +6,11 @@ checkpoint at the end of each epoch (atomically, so an interrupted save loses
 nothing), and a run started again with the same checkpoint path resumes from
 the last finished epoch. Checkpoints hold only tensors and plain Python
 values, so they load with ``torch.load(..., weights_only=True)``.
+
+Loops that alternate several optimizers step by step (``dgm.gan.train_gan``,
+``dgm.factor_vae.train_factor_vae``) write their updates out themselves and
+share the rest — resume, interval means, checkpoints, time budget — through
+:class:`StepRun`.
 """
 
 from __future__ import annotations
@@ -172,3 +177,80 @@ def fit(
     bar.close()
     model.eval()
     return history
+
+
+class StepRun:
+    """The bookkeeping of a step-based loop with several optimizers (``train_gan``, ``train_factor_vae``).
+
+    The loop itself — which network steps when — stays in the caller; this
+    object resumes from ``checkpoint`` (weights, optimizers, history, random
+    state, step), averages the logged terms over each ``log_every`` steps,
+    saves every ``checkpoint_every`` steps and at the end, and stops the run
+    when ``time_budget_s`` is spent (saving first). ``optimizers`` maps the
+    names they are stored under in the checkpoint to the optimizers.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizers: dict[str, torch.optim.Optimizer],
+        *,
+        steps: int,
+        log_every: int,
+        checkpoint: Path | None,
+        checkpoint_every: int,
+        time_budget_s: float | None,
+        progress: bool,
+        kind: str,
+        settings: str,
+    ) -> None:
+        self.model, self.optimizers = model, optimizers
+        self.steps, self.log_every, self.checkpoint = steps, log_every, checkpoint
+        self.checkpoint_every, self.time_budget_s = checkpoint_every, time_budget_s
+        self.history, self.start = History(), 0
+        if checkpoint is not None and checkpoint.exists():
+            state = load_checkpoint(checkpoint)
+            restore_weights(model, state["model"], checkpoint, kind=kind, settings=settings)
+            for name, optimizer in optimizers.items():
+                optimizer.load_state_dict(state[name])
+            self.history = History(**state["history"])
+            torch.set_rng_state(state["rng"])
+            self.start = state["step"]
+            print(f"resumed from {checkpoint} at step {self.start}")
+        self.sums: dict[str, float] = {}
+        self.started = self.interval_start = time.time()
+        self.bar = tqdm(total=steps, initial=self.start, disable=not progress, desc="training")
+
+    def save(self, step: int) -> None:
+        state = {"model": self.model.state_dict(), **{name: opt.state_dict() for name, opt in self.optimizers.items()},
+                 "history": asdict(self.history), "rng": torch.get_rng_state(), "step": step}
+        save_checkpoint(self.checkpoint, state)
+
+    def log(self, done: int, logged: dict[str, Tensor], postfix: tuple[str, ...]) -> bool:
+        """Add step ``done``'s terms; at the end of an interval record their means and return True."""
+        for name, value in logged.items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(value)
+        self.bar.update()
+        if done % self.log_every and done != self.steps:
+            return False
+        count = self.log_every if done % self.log_every == 0 else done % self.log_every
+        self.history.record({name: total / count for name, total in self.sums.items()}, time.time() - self.interval_start)
+        self.bar.set_postfix({name: f"{self.history.terms[name][-1]:.3f}" for name in postfix})
+        self.sums, self.interval_start = {}, time.time()
+        return True
+
+    def stop(self, done: int) -> bool:
+        """Save when a checkpoint is due; True (after saving) when the time budget is spent."""
+        if self.checkpoint is not None and (done % self.checkpoint_every == 0 or done == self.steps):
+            self.save(done)
+        if self.time_budget_s is not None and time.time() - self.started > self.time_budget_s:
+            self.history.stopped_by_budget = True
+            if self.checkpoint is not None:
+                self.save(done)
+            print(f"stopped after step {done}: time budget of {self.time_budget_s:.0f} s reached")
+            return True
+        return False
+
+    def finish(self) -> History:
+        self.bar.close()
+        return self.history
