@@ -14,10 +14,28 @@ justification and is checked the moment it is added:
 A step that does not hold raises :class:`StepError`, which names the step and
 shows both sides, so a page that builds, or a test that runs, stops there.
 
-Steps about abstract expectations or densities are checked on a *tractable
-instance*: each step shows the abstract formula (``latex=``) and checks a
-concrete expression, and the derivation names the instance
-(``instance="the linear-Gaussian model, all parameter values"``).
+Steps about abstract expectations or densities are written in the book's
+notation (:mod:`dgm.notation`): $\mathbb E_q[\cdot]$, $\mathrm{KL}(q \,\|\, p)$,
+densities $p(x \mid z)$ bound to a *tractable instance*. The page prints each
+step from that object and the engine checks the same object, by evaluating
+both sides on the instance; nothing displayed is typed by hand. The
+derivation names the instance (``instance="the linear-Gaussian model, all
+parameter values"``).
+
+What the checks refuse, beyond a false step:
+
+* a step whose two sides are the same expression (it checks nothing);
+* a side that is infinite, complex-infinite or undefined (``log 0``, ``x/0``),
+  unless the step is a limit;
+* ``∝`` with a ratio that is not a *positive* constant (a sign flip is not
+  "proportional");
+* numeric checks draw points across scales (positive symbols over six
+  decades, reals up to ±10³, values near a domain's edges), evaluate at 50
+  significant digits and compare with a relative *and* an absolute tolerance
+  of 1e-15 (1e-9 where a numeric integral is involved).
+
+A sum with a symbolic bound $\sum_{i=1}^N$ is checked at the bounds listed in
+``at={N: (1, 2, 3)}`` (the label says so), or symbolically where SymPy can sum it.
 
 Example::
 
@@ -29,12 +47,18 @@ Example::
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
+import mpmath
 import sympy as sp
+
+from dgm.notation import Named, evaluate, latex, notation_in
 
 Relation = Literal["=", "<=", ">=", "propto", "const"]
 
@@ -46,8 +70,27 @@ RELATION_LATEX: dict[str, str] = {
     "const": r"\overset{c}{=}",
 }
 
-#: Relative tolerance of numeric checks (evaluations carry 30 significant digits).
-NUMERIC_TOLERANCE = 1e-9
+#: Tolerance (relative and absolute) of numeric checks of closed forms, evaluated at ``DIGITS`` digits.
+NUMERIC_TOLERANCE = 1e-15
+#: Tolerance where a side holds a numeric integral, sum or limit (evaluated by quadrature at 20 digits).
+QUADRATURE_TOLERANCE = 1e-9
+DIGITS = 50
+#: Points at which a step is tried numerically before SymPy tries to prove it (a false step fails fast).
+SCREEN_POINTS = 4
+
+
+_RECORDERS: list[list[Derivation]] = []
+
+
+@contextmanager
+def recording() -> Iterator[list[Derivation]]:
+    """Collect every :class:`Derivation` made inside the ``with`` block (tests use it to mutate a page's steps)."""
+    derivations: list[Derivation] = []
+    _RECORDERS.append(derivations)
+    try:
+        yield derivations
+    finally:
+        _RECORDERS.remove(derivations)
 
 
 class StepError(AssertionError):
@@ -64,20 +107,28 @@ class CannotCheck(ValueError):
 
 @dataclass(frozen=True)
 class Step:
-    """One link ``R expr`` of a chain, with what justified it and how it was checked."""
+    """One link ``R expr`` of a chain, with what justified it, how it was checked, and the variables of ``∝``/``=_c``."""
 
     relation: Relation
     expr: sp.Expr
-    latex: str
     why: str
     check: str
+    wrt: tuple[sp.Symbol, ...] = ()
+
+    @property
+    def latex(self) -> str:
+        """The step's right-hand side as the book prints it (from the checked object)."""
+        return latex(self.expr)
 
 
 def _as_expr(value: object) -> sp.Expr:
     try:
-        return sp.sympify(value)
+        expr = sp.sympify(value)
     except (sp.SympifyError, TypeError) as error:
         raise TypeError(f"expected a SymPy expression or a number, got {value!r}") from error
+    if not isinstance(expr, sp.Expr):
+        raise TypeError(f"expected a SymPy expression or a number, got {type(expr).__name__}: {value!r}")
+    return expr
 
 
 def is_zero(expr: sp.Expr) -> bool:
@@ -93,220 +144,338 @@ def is_zero(expr: sp.Expr) -> bool:
     return False
 
 
+def _non_finite(expr: sp.Expr) -> bool:
+    return expr.has(sp.oo, -sp.oo, sp.zoo, sp.nan) and not expr.has(sp.Integral, sp.Sum, sp.Limit, sp.Piecewise)
+
+
 @dataclass
 class Sampler:
-    """Random points at which to evaluate expressions numerically.
+    """Random points at which to evaluate expressions numerically, drawn across scales.
 
-    Each free symbol is drawn from its entry in ``domain`` if it has one, else
-    from a range that respects its assumptions: positive integers from 1..6,
-    positive reals from (0.2, 3), other reals from (-2, 2).
+    Each free symbol is drawn from its entry in ``domain`` if it has one (half
+    the time uniformly, else near one of its edges), else by its assumptions:
+    positive integers from 1..6; positive reals half the time from (0.2, 3),
+    else log-uniformly from 10⁻³..10³ (small and large values are where a wrong
+    step that holds "usually" fails); other reals half the time from (−2, 2),
+    else ± log-uniformly from 10⁻³..10³. ``narrow`` keeps to (0.2, 3) and
+    (−2, 2) (for numeric integrals, which are costly and lose accuracy far out).
     """
 
     domain: Mapping[sp.Symbol, tuple[float, float]] = field(default_factory=dict)
     points: int = 24
     seed: int = 0
 
-    def draw(self, symbols: Iterable[sp.Symbol], rng: random.Random) -> dict[sp.Symbol, sp.Expr]:
+    def draw(self, symbols: Iterable[sp.Symbol], rng: random.Random, *, narrow: bool = False) -> dict[sp.Symbol, sp.Expr]:
         point: dict[sp.Symbol, sp.Expr] = {}
         for symbol in sorted(symbols, key=str):
+            wide = not narrow and rng.random() < 0.5
             if symbol in self.domain:
                 low, high = self.domain[symbol]
+                if symbol.is_integer:
+                    point[symbol] = sp.Integer(rng.randint(int(low), int(high)))
+                    continue
+                if wide:  # near an edge: within 10⁻⁶..10⁻² of the width
+                    offset = (high - low) * 10 ** rng.uniform(-6, -2)
+                    value = low + offset if rng.random() < 0.5 else high - offset
+                else:
+                    value = rng.uniform(low, high)
             elif symbol.is_integer and symbol.is_positive:
                 point[symbol] = sp.Integer(rng.randint(1, 6))
                 continue
+            elif symbol.is_integer:
+                point[symbol] = sp.Integer(rng.randint(-3, 3))
+                continue
             elif symbol.is_positive or symbol.is_nonnegative:
-                low, high = 0.2, 3.0
+                value = 10 ** rng.uniform(-3, 3) if wide else rng.uniform(0.2, 3.0)
             else:
-                low, high = -2.0, 2.0
-            if symbol.is_integer:
-                point[symbol] = sp.Integer(rng.randint(int(low), int(high)))
-            else:
-                point[symbol] = sp.Float(rng.uniform(low, high), 30)
+                value = rng.choice((-1, 1)) * 10 ** rng.uniform(-3, 3) if wide else rng.uniform(-2.0, 2.0)
+            point[symbol] = sp.Float(repr(value), DIGITS)
         return point
-
-    def evaluate(self, expr: sp.Expr, point: Mapping[sp.Symbol, sp.Expr]) -> complex | None:
-        """``expr`` at ``point`` as a complex number; ``None`` where it is undefined."""
-        undefined = expr.atoms(sp.core.function.AppliedUndef)
-        if undefined:
-            names = ", ".join(sorted(str(f.func) for f in undefined))
-            raise CannotCheck(
-                f"cannot evaluate the undefined function(s) {names}; "
-                "check the step on a tractable instance instead"
-            )
-        value = sp.N(expr.subs(point), 20 if _unevaluated(expr) else 30)
-        if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or not value.is_number:
-            return None
-        try:
-            return complex(value)
-        except (TypeError, ValueError):
-            return None
 
 
 def _number(value: complex) -> str:
-    return f"{value.real:.6g}" if abs(value.imag) <= NUMERIC_TOLERANCE * (1 + abs(value)) else f"{value:.6g}"
+    return f"{value.real:.6g}" if abs(value.imag) <= 1e-12 * (1 + abs(value)) else f"{value:.6g}"
 
 
 def describe_point(point: Mapping[sp.Symbol, sp.Expr]) -> str:
     return ", ".join(f"{symbol} = {float(value):.4g}" for symbol, value in point.items())
 
 
+class _Side:
+    """One side of a step, ready for numeric evaluation: fast (mpmath at 50 digits) where it is a closed form."""
+
+    def __init__(self, expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> None:
+        undefined = expr.atoms(sp.core.function.AppliedUndef)
+        if undefined:
+            names = ", ".join(sorted(str(f.func) for f in undefined))
+            raise CannotCheck(
+                f"cannot evaluate the undefined function(s) {names}; check the step on a tractable instance instead"
+            )
+        self.expr, self.symbols = expr, tuple(symbols)
+        self.quadrature = _unevaluated(expr)
+        self.function: Callable[..., object] | None = None
+        if not self.quadrature:
+            try:
+                self.function = sp.lambdify(self.symbols, expr, modules="mpmath")
+            except Exception:  # anything lambdify cannot print is evaluated by SymPy instead
+                self.function = None
+
+    def at(self, point: Mapping[sp.Symbol, sp.Expr]) -> complex | None:
+        """The side at ``point`` as a complex number; ``None`` where it is undefined or infinite."""
+        try:
+            if self.function is not None:
+                with mpmath.workdps(DIGITS):
+                    value = self.function(*(mpmath.mpf(str(point[s])) if point[s].is_Float else int(point[s]) for s in self.symbols))
+                    result = complex(value)
+            else:
+                value = sp.N(self.expr.subs(point), 20 if self.quadrature else DIGITS)
+                if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or not value.is_number:
+                    return None
+                result = complex(value)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError, ArithmeticError):
+            return None
+        if not (math.isfinite(result.real) and math.isfinite(result.imag)):
+            return None
+        return result
+
+
 class Derivation:
     r"""A chain of expressions, each step checked as it is added.
 
     Args:
-        start: the first expression of the chain (what the checks evaluate).
-        latex: how to show it, if not ``sympy.latex(start)``.
+        start: the first expression of the chain, in the book's notation (:mod:`dgm.notation`).
         title: a name for the derivation, shown above it and in errors.
         instance: the tractable instance the checks run on, shown on the page.
         domain: ranges ``{symbol: (low, high)}`` for numeric checks.
         points: how many random points a numeric check uses.
         seed: seed of the random points, so a build is reproducible.
+        at: values at which to check symbolic bounds of sums, ``{N: (1, 2, 3)}``.
 
-    Chain the steps: ``Derivation(e0).eq(e1, "why").le(e2, "why")``.
+    Chain the steps: ``Derivation(e0).eq(e1, "why").le(e2, "why")``. What the
+    page shows is printed from the same objects that are checked.
     """
 
     def __init__(
         self,
         start: object,
         *,
-        latex: str | None = None,
         title: str = "",
         instance: str | None = None,
         domain: Mapping[sp.Symbol, tuple[float, float]] | None = None,
         points: int = 24,
         seed: int = 0,
+        at: Mapping[sp.Symbol, Sequence[int]] | None = None,
     ) -> None:
         self.start = _as_expr(start)
-        self.start_latex = latex if latex is not None else sp.latex(self.start)
         self.title = title
         self.instance = instance
         self.sampler = Sampler(dict(domain or {}), points, seed)
+        self.at = {symbol: tuple(values) for symbol, values in (at or {}).items()}
         self.steps: list[Step] = []
+        for recorder in _RECORDERS:
+            recorder.append(self)
 
     # -- the five relations ---------------------------------------------------------
 
-    def eq(self, expr: object, why: str, *, latex: str | None = None) -> Derivation:
+    def eq(self, expr: object, why: str) -> Derivation:
         """Add ``= expr``, checked for equality."""
-        return self._add("=", expr, why, latex, ())
+        return self._add("=", expr, why, ())
 
-    def le(self, expr: object, why: str, *, latex: str | None = None) -> Derivation:
+    def le(self, expr: object, why: str) -> Derivation:
         """Add ``≤ expr``: the previous expression is at most ``expr``."""
-        return self._add("<=", expr, why, latex, ())
+        return self._add("<=", expr, why, ())
 
-    def ge(self, expr: object, why: str, *, latex: str | None = None) -> Derivation:
+    def ge(self, expr: object, why: str) -> Derivation:
         """Add ``≥ expr``: the previous expression is at least ``expr``."""
-        return self._add(">=", expr, why, latex, ())
+        return self._add(">=", expr, why, ())
 
-    def propto(
-        self, expr: object, why: str, *, wrt: sp.Symbol | Sequence[sp.Symbol], latex: str | None = None
-    ) -> Derivation:
-        """Add ``∝ expr``: the ratio of the two sides does not depend on ``wrt``."""
-        return self._add("propto", expr, why, latex, _wrt(wrt))
+    def propto(self, expr: object, why: str, *, wrt: sp.Symbol | Sequence[sp.Symbol]) -> Derivation:
+        """Add ``∝ expr``: the ratio of the two sides is a positive constant in ``wrt``."""
+        return self._add("propto", expr, why, _wrt(wrt))
 
-    def const(
-        self, expr: object, why: str, *, wrt: sp.Symbol | Sequence[sp.Symbol], latex: str | None = None
-    ) -> Derivation:
+    def const(self, expr: object, why: str, *, wrt: sp.Symbol | Sequence[sp.Symbol]) -> Derivation:
         """Add ``=_c expr``: the two sides differ by a term that does not depend on ``wrt``."""
-        return self._add("const", expr, why, latex, _wrt(wrt))
+        return self._add("const", expr, why, _wrt(wrt))
 
     @property
     def result(self) -> sp.Expr:
         """The last expression of the chain."""
         return self.steps[-1].expr if self.steps else self.start
 
+    def left_of(self, number: int) -> sp.Expr:
+        """The left-hand side of step ``number`` (counted from 1)."""
+        return self.start if number == 1 else self.steps[number - 2].expr
+
+    def check(self, relation: Relation, lhs: object, rhs: object, wrt: Sequence[sp.Symbol] = ()) -> str:
+        """Check ``lhs R rhs`` with this derivation's settings; how it passed, or :class:`StepError`.
+
+        The chain uses it for every step; tests use it to try a changed step
+        (a mutation) against the same left-hand side.
+        """
+        lhs, rhs = _as_expr(lhs), _as_expr(rhs)
+        if lhs == rhs:
+            raise StepError("the two sides are the same expression: the step checks nothing")
+        if relation == "propto" and rhs == 0:
+            raise StepError("a proportionality needs a nonzero right-hand side")
+        left, right = _concrete(lhs), _concrete(rhs)
+        if not self.at or not (left.free_symbols | right.free_symbols) & set(self.at):
+            return self._check_concrete(relation, left, right, tuple(wrt))
+        names = sorted(self.at, key=str)
+        checks = []
+        for values in itertools.product(*(self.at[name] for name in names)):
+            bound = dict(zip(names, values))
+            checks.append(self._check_concrete(relation, _concrete(left.subs(bound)), _concrete(right.subs(bound)), tuple(wrt)))
+        where = "; ".join(f"{name} = {', '.join(map(str, self.at[name]))}" for name in names)
+        kind = "exact" if all(c.startswith("exact") for c in checks) else "numeric"
+        return f"{kind} for {where}"
+
+    def verify_step(self, number: int, expr: object) -> str:
+        """Check step ``number`` again with ``expr`` in place of its right-hand side (a mutation test's probe).
+
+        Raises :class:`StepError` naming the step, as a build would, when the changed step does not hold.
+        """
+        step = self.steps[number - 1]
+        return self._verify(number, step.relation, self.left_of(number), _as_expr(expr), step.why, step.wrt)
+
     # -- checking -----------------------------------------------------------------------
 
-    def _add(
-        self, relation: Relation, expr: object, why: str, latex: str | None, wrt: tuple[sp.Symbol, ...]
-    ) -> Derivation:
+    def _add(self, relation: Relation, expr: object, why: str, wrt: tuple[sp.Symbol, ...]) -> Derivation:
         if not why.strip():
             raise ValueError("every step needs a justification (why)")
         rhs = _as_expr(expr)
-        lhs = self.result
-        number = len(self.steps) + 1
+        check = self._verify(len(self.steps) + 1, relation, self.result, rhs, why, wrt)
+        self.steps.append(Step(relation, rhs, why, check, wrt))
+        return self
+
+    def _verify(self, number: int, relation: Relation, lhs: sp.Expr, rhs: sp.Expr, why: str, wrt: tuple[sp.Symbol, ...]) -> str:
         try:
-            check = self._check(relation, lhs, rhs, wrt)
+            return self.check(relation, lhs, rhs, wrt)
         except StepError as error:
             raise StepError(
                 f"step {number} ({why}) of {self.title or 'the derivation'} does not hold:\n"
-                f"  left:  {lhs}\n  {relation}\n  right: {rhs}\n  {error}",
+                f"  left:  {latex(lhs)}\n  {relation}\n  right: {latex(rhs)}\n  {error}",
                 point=error.point,
                 left=error.left,
                 right=error.right,
             ) from None
-        self.steps.append(Step(relation, rhs, latex if latex is not None else sp.latex(rhs), why, check))
-        return self
 
-    def _check(self, relation: Relation, lhs: sp.Expr, rhs: sp.Expr, wrt: tuple[sp.Symbol, ...]) -> str:
+    def _check_concrete(self, relation: Relation, lhs: sp.Expr, rhs: sp.Expr, wrt: tuple[sp.Symbol, ...]) -> str:
+        for name, side in (("left", lhs), ("right", rhs)):
+            if _non_finite(side):
+                raise StepError(f"the {name}-hand side is not finite on the instance ({side}); a limit must be written as one")
         symbolic = not (_unevaluated(lhs) or _unevaluated(rhs))
+        screen = SCREEN_POINTS if symbolic else 0  # a false step is refused by numbers before SymPy tries to simplify it
         if relation == "=":
+            if screen:
+                self._numeric(lhs, rhs, _equal, "the sides differ", points=screen)
             if symbolic and is_zero(lhs - rhs):
                 return "exact"
             return self._numeric(lhs, rhs, _equal, "the sides differ")
         if relation in ("<=", ">="):
             small, large = (lhs, rhs) if relation == "<=" else (rhs, lhs)
+            if screen:
+                self._numeric(small, large, _ordered, "the inequality fails", points=screen)
             if symbolic:
                 proof = _prove_nonnegative(large - small, self.sampler.domain)
                 if proof:
                     return proof
             return self._numeric(small, large, _ordered, "the inequality fails")
-        if relation == "propto" and rhs == 0:
-            raise StepError("a proportionality needs a nonzero right-hand side")
-        quantity = lhs - rhs if relation == "const" else lhs / rhs
-        if symbolic and all(is_zero(sp.diff(quantity, v)) for v in wrt):
+        if screen:
+            self._numeric_free_of(lhs, rhs, wrt, relation, rounds=1)
+        if relation == "propto":
+            ratio = lhs / rhs
+            if symbolic and all(is_zero(sp.diff(ratio, v)) for v in wrt):
+                constant = sp.simplify(ratio)
+                if constant.is_positive:
+                    return "exact"
+                if constant.is_nonpositive:
+                    raise StepError(f"the ratio of the sides is {constant}, not a positive constant")
+            return self._numeric_free_of(lhs, rhs, wrt, relation)
+        if symbolic and all(is_zero(sp.diff(lhs - rhs, v)) for v in wrt):
             return "exact"
         return self._numeric_free_of(lhs, rhs, wrt, relation)
 
-    def _sides(self, lhs: sp.Expr, rhs: sp.Expr, point: Mapping[sp.Symbol, sp.Expr]) -> tuple[complex, complex] | None:
-        """Both sides at ``point``, each evaluated on its own (a difference near zero would cost precision)."""
-        left, right = self.sampler.evaluate(lhs, point), self.sampler.evaluate(rhs, point)
-        return None if left is None or right is None else (left, right)
+    def _sides(self, lhs: sp.Expr, rhs: sp.Expr) -> tuple[_Side, _Side, list[sp.Symbol]]:
+        symbols = sorted(lhs.free_symbols | rhs.free_symbols, key=str)
+        return _Side(lhs, symbols), _Side(rhs, symbols), symbols
 
-    def _numeric(self, lhs: sp.Expr, rhs: sp.Expr, holds: Callable[[complex, complex], bool], failure: str) -> str:
-        symbols = lhs.free_symbols | rhs.free_symbols
-        rng = random.Random(self.sampler.seed)
+    def _numeric(
+        self, lhs: sp.Expr, rhs: sp.Expr, holds: Callable[[complex, complex, float], bool], failure: str, points: int = 0
+    ) -> str:
+        left, right, symbols = self._sides(lhs, rhs)
+        narrow = left.quadrature or right.quadrature
+        tolerance = QUADRATURE_TOLERANCE if narrow else NUMERIC_TOLERANCE
+        rng = random.Random(self.sampler.seed + points)
         evaluated = 0
-        for _ in range(self.sampler.points):
-            point = self.sampler.draw(symbols, rng)
-            sides = self._sides(lhs, rhs, point)
-            if sides is None:
+        for _ in range(points or self.sampler.points):
+            point = self.sampler.draw(symbols, rng, narrow=narrow)
+            a, b = left.at(point), right.at(point)
+            if a is None or b is None:
                 continue
-            if not holds(*sides):
-                where, left, right = describe_point(point), _number(sides[0]), _number(sides[1])
-                raise StepError(f"{failure} at {where}: left {left}, right {right}", point=where, left=left, right=right)
+            if not holds(a, b, tolerance):
+                where, a_text, b_text = describe_point(point), _number(a), _number(b)
+                raise StepError(f"{failure} at {where}: left {a_text}, right {b_text}", point=where, left=a_text, right=b_text)
             evaluated += 1
-        return self._numeric_label(evaluated)
+        return "" if points else self._numeric_label(evaluated)
 
-    def _numeric_free_of(self, lhs: sp.Expr, rhs: sp.Expr, wrt: tuple[sp.Symbol, ...], relation: Relation) -> str:
-        combine = (lambda a, b: a - b) if relation == "const" else (lambda a, b: a / b)
+    def _numeric_free_of(
+        self, lhs: sp.Expr, rhs: sp.Expr, wrt: tuple[sp.Symbol, ...], relation: Relation, rounds: int = 0
+    ) -> str:
+        left, right, symbols = self._sides(lhs, rhs)
+        narrow = left.quadrature or right.quadrature
+        tolerance = QUADRATURE_TOLERANCE if narrow else NUMERIC_TOLERANCE
         name = "difference" if relation == "const" else "ratio"
-        others = (lhs.free_symbols | rhs.free_symbols) - set(wrt)
-        rng = random.Random(self.sampler.seed)
+        others = [s for s in symbols if s not in wrt]
+        rng = random.Random(self.sampler.seed + rounds)
         evaluated = 0
-        for _ in range(max(3, self.sampler.points // 4)):
-            base = self.sampler.draw(others, rng)
+        for _ in range(rounds or max(3, self.sampler.points // 4)):
+            base = self.sampler.draw(others, rng, narrow=narrow)
             values = []
             for _ in range(4):
-                point = {**base, **self.sampler.draw(wrt, rng)}
-                sides = self._sides(lhs, rhs, point)
-                if sides is not None and sides[1] != 0:
-                    values.append((combine(*sides), point))
+                point = {**base, **self.sampler.draw(wrt, rng, narrow=narrow)}
+                a, b = left.at(point), right.at(point)
+                if a is None or b is None or b == 0:
+                    continue
+                value = a - b if relation == "const" else a / b
+                if relation == "propto" and not (value.real > 0 and abs(value.imag) <= tolerance * abs(value)):
+                    raise StepError(f"the ratio of the sides is {_number(value)} at {describe_point(point)}, not positive")
+                values.append((value, point))
             for value, point in values[1:]:
-                if not _equal(value, values[0][0]):
+                if not _equal(value, values[0][0], tolerance):
                     raise StepError(
                         f"the {name} of the sides changes with {', '.join(map(str, wrt))}: "
                         f"{_number(values[0][0])} at {describe_point(values[0][1])}, "
                         f"{_number(value)} at {describe_point(point)}"
                     )
             evaluated += len(values)
-        return self._numeric_label(evaluated)
+        return "" if rounds else self._numeric_label(evaluated)
 
     def _numeric_label(self, evaluated: int) -> str:
         if evaluated < max(3, self.sampler.points // 2):
-            raise StepError(f"only {evaluated} of {self.sampler.points} random points were in the domain")
+            raise StepError(f"only {evaluated} of {self.sampler.points} random points gave finite values on both sides")
         return f"numeric, {evaluated} random points"
 
     # -- rendering ------------------------------------------------------------------
+
+    def names(self) -> list[Named]:
+        """The named quantities the chain uses, in order of appearance, each to be shown with its definition."""
+        seen: list[Named] = []
+        for expr in (self.start, *(step.expr for step in self.steps)):
+            for node in sp.preorder_traversal(expr):
+                if isinstance(node, Named) and node not in seen:
+                    seen.append(node)
+        return seen
+
+    def summary(self) -> str:
+        """Which steps were checked exactly and which numerically, generated from the steps."""
+        exact = [n for n, step in enumerate(self.steps, start=1) if step.check.startswith("exact")]
+        numeric = [n for n, step in enumerate(self.steps, start=1) if not step.check.startswith("exact")]
+        parts = []
+        if exact:
+            parts.append(f"{_plural('Step', exact)} {_numbers(exact)} exact")
+        if numeric:
+            parts.append(f"{_plural('step' if exact else 'Step', numeric)} {_numbers(numeric)} numeric (a spot check)")
+        return "; ".join(parts) + "." if parts else ""
 
     def to_latex(self) -> str:
         r"""The chain as an ``aligned`` environment, justification and check beside each line."""
@@ -317,7 +486,7 @@ class Derivation:
                 rf"&{RELATION_LATEX[step.relation]} {step.latex} && \text{{{_escape_text(step.why)}}}"
                 rf" \;\; {{\scriptsize {mark}\,\text{{{step.check}}}}}"
             )
-        first = self.start_latex + (" " + rows[0] if rows else " &")
+        first = latex(self.start) + (" " + rows[0] if rows else " &")
         return "\\begin{aligned}\n" + " \\\\\n".join([first, *rows[1:]]) + "\n\\end{aligned}"
 
     def _caption(self) -> str:
@@ -326,21 +495,29 @@ class Derivation:
             parts.append(f"**{self.title}.**")
         if self.instance:
             parts.append(f"Checked on {self.instance}.")
-        return " ".join(parts)
+        parts.append(self.summary())
+        return " ".join(p for p in parts if p)
+
+    def _definitions(self) -> str:
+        named = self.names()
+        if not named:
+            return ""
+        rows = " \\\\\n".join(rf"{latex(n)} &= {latex(n.definition)}" for n in named)
+        return "where\n\n$$\n\\begin{aligned}\n" + rows + "\n\\end{aligned}\n$$\n\n"
 
     def to_markdown(self) -> str:
-        """Caption, the chain with numbered steps, and a table of reasons and checks (for Jupyter and the website)."""
+        """Caption, the chain with numbered steps, the names it uses, and a table of reasons and checks."""
         rows = [
             rf"&{RELATION_LATEX[step.relation]} {step.latex} \tag*{{[{number}]}}"
             for number, step in enumerate(self.steps, start=1)
         ]
-        first = self.start_latex + (" " + rows[0] if rows else " &")
-        math = "\\begin{align*}\n" + " \\\\\n".join([first, *rows[1:]]) + "\n\\end{align*}"
+        first = latex(self.start) + (" " + rows[0] if rows else " &")
+        math_block = "\\begin{align*}\n" + " \\\\\n".join([first, *rows[1:]]) + "\n\\end{align*}"
         table = ["| step | because | checked |", "|:--|:--|:--|"]
         for number, step in enumerate(self.steps, start=1):
             badge = ("✓ " if step.check.startswith("exact") else "≈ ") + step.check
             table.append(f"| [{number}] | {step.why.replace('|', '∣')} | {badge} |")
-        return self._caption() + "\n\n$$\n" + math + "\n$$\n\n" + "\n".join(table) + "\n"
+        return self._caption() + "\n\n$$\n" + math_block + "\n$$\n\n" + self._definitions() + "\n".join(table) + "\n"
 
     def _repr_latex_(self) -> str:
         return "$$\n" + self.to_latex() + "\n$$"
@@ -355,18 +532,41 @@ class Derivation:
         return "\n".join(lines)
 
 
+def _concrete(expr: sp.Expr) -> sp.Expr:
+    """``expr`` on the instance: notation evaluated, sums with numeric bounds unrolled, indexed terms made symbols."""
+    value = evaluate(expr)
+    value = value.replace(
+        lambda e: isinstance(e, sp.Sum) and all(bound.is_Integer for _, *bounds in e.limits for bound in bounds),
+        lambda e: e.doit(),
+    )
+    indexed = value.atoms(sp.Indexed)
+    if indexed:
+        value = value.xreplace({item: sp.Symbol(str(item).replace("[", "_").replace("]", ""), real=True) for item in indexed})
+    if notation_in(value):
+        raise CannotCheck(f"notation left unevaluated in {value}")
+    return value
+
+
 def _unevaluated(expr: sp.Expr) -> bool:
     """Whether ``expr`` holds an integral, sum or limit that only numbers can settle here."""
     return expr.has(sp.Integral, sp.Sum, sp.Limit)
 
 
-def _equal(left: complex, right: complex) -> bool:
-    return abs(left - right) <= NUMERIC_TOLERANCE * (1 + abs(left) + abs(right))
+def _equal(left: complex, right: complex, tolerance: float = NUMERIC_TOLERANCE) -> bool:
+    return abs(left - right) <= tolerance * (1 + max(abs(left), abs(right)))
 
 
-def _ordered(small: complex, large: complex) -> bool:
-    scale = NUMERIC_TOLERANCE * (1 + abs(small) + abs(large))
+def _ordered(small: complex, large: complex, tolerance: float = NUMERIC_TOLERANCE) -> bool:
+    scale = tolerance * (1 + max(abs(small), abs(large)))
     return abs(small.imag) <= scale and abs(large.imag) <= scale and large.real - small.real >= -scale
+
+
+def _plural(word: str, numbers: list[int]) -> str:
+    return word + ("s" if len(numbers) > 1 else "")
+
+
+def _numbers(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers[:-1])) + (" and " if len(numbers) > 1 else "") + str(numbers[-1])
 
 
 def _prove_nonnegative(gap: sp.Expr, domain: Mapping[sp.Symbol, tuple[float, float]]) -> str | None:

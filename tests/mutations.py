@@ -1,0 +1,202 @@
+"""Mutation testing of derivations: perturb what a step displays and see the engine refuse it.
+
+Every step of a page is a displayed formula printed from the checked object
+(:mod:`dgm.notation`). :func:`mutants` changes that object the way a typo or
+a slip in a derivation would (flip a sign, drop a ½, swap the arguments of a
+KL, write σ for σ², drop a term, move the bound of a sum, change a constant),
+and :func:`rewrites` changes only its form (reorder a sum, replace notation by
+its value on the instance). :func:`judge` runs a step's mutants through the
+engine: a mutant whose value differs from the original's (an independent
+oracle: both evaluated at random points) must be refused, naming the step;
+a rewrite must pass.
+
+:func:`run_page` executes a page's code cells (its ``.md``) and returns the
+derivations it made.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jupytext
+import sympy as sp
+from IPython.core.inputtransformer2 import TransformerManager
+
+from dgm.derive import Derivation, StepError, _concrete, recording
+from dgm.notation import KL, Density, Expectation, Notation, in_order, latex
+
+
+def _replace_at(expr: sp.Basic, path: tuple[int, ...], new: sp.Basic) -> sp.Basic:
+    if not path:
+        return new
+    args = list(expr.args)
+    args[path[0]] = _replace_at(args[path[0]], path[1:], new)
+    return expr.func(*args, evaluate=False) if isinstance(expr, (sp.Add, sp.Mul, sp.Pow)) else expr.func(*args)
+
+
+def _nodes(expr: sp.Basic, path: tuple[int, ...] = ()) -> Iterator[tuple[tuple[int, ...], sp.Basic]]:
+    yield path, expr
+    if isinstance(expr, Density):  # a density's instance value is not part of what is displayed
+        return
+    for index, arg in enumerate(expr.args):
+        yield from _nodes(arg, (*path, index))
+
+
+def mutants(expr: sp.Expr, densities: list[Density] = ()) -> Iterator[tuple[str, sp.Expr]]:
+    """Wrong variants of ``expr``, each with what was changed."""
+    yield "flip the sign", -expr
+    yield "double it", 2 * expr
+    for path, node in _nodes(expr):
+        if isinstance(node, sp.Add) and len(node.args) > 1:
+            for index, term in enumerate(node.args):
+                rest = [t for i, t in enumerate(node.args) if i != index]
+                yield f"drop the term {latex(term)}", _replace_at(expr, path, sp.Add(*rest, evaluate=False))
+                flipped = [(-t if i == index else t) for i, t in enumerate(node.args)]
+                yield f"flip the sign of {latex(term)}", _replace_at(expr, path, sp.Add(*flipped, evaluate=False))
+        elif isinstance(node, sp.Rational) and not node.is_Integer:
+            yield f"write 1 for {node}", _replace_at(expr, path, sp.Integer(1))
+        elif isinstance(node, sp.Integer) and abs(node) > 1:
+            yield f"write {node + 1} for {node}", _replace_at(expr, path, node + 1)
+        elif isinstance(node, sp.Pow) and node.exp == 2 and node.base.is_Symbol:
+            yield f"write {node.base} for {node}", _replace_at(expr, path, node.base)
+        elif isinstance(node, sp.Symbol) and node.is_positive and path and not isinstance(node, sp.Dummy):
+            yield f"write {node}² for {node}", _replace_at(expr, path, node**2)
+        elif isinstance(node, KL) and isinstance(node.args[1], Density):
+            yield "swap the arguments of the KL", _replace_at(expr, path, KL(node.args[1], node.args[0]))
+        elif isinstance(node, sp.Sum):
+            (index, low, high), *more = node.limits
+            yield "move the upper bound of the sum", _replace_at(expr, path, sp.Sum(node.function, (index, low, high + 1), *more))
+        elif isinstance(node, Expectation):
+            for other in densities:
+                if other != node.law and other.variables == node.law.variables:
+                    yield f"take the expectation under {latex(other)}", _replace_at(expr, path, Expectation(node.body, other))
+                    break
+
+
+def rewrites(expr: sp.Expr) -> Iterator[tuple[str, sp.Expr]]:
+    """Right variants of ``expr``: the same value in another form."""
+    if isinstance(expr, sp.Add):
+        yield "reorder the terms", in_order(*reversed(expr.args))
+    if expr.has(Notation):
+        yield "replace the notation by its value on the instance", _concrete(expr)
+
+
+@dataclass
+class Verdicts:
+    """What :func:`judge` found: mutants refused, mutants that slipped through, rewrites refused."""
+
+    refused: int = 0
+    equivalent: int = 0
+    slipped: list[str] = field(default_factory=list)
+    false_alarms: list[str] = field(default_factory=list)
+
+
+def _holds(relation: str, left: complex, right: complex) -> bool:
+    if relation == "=":
+        return abs(left - right) <= 1e-7 * (1 + max(abs(left), abs(right)))
+    if relation == "<=":
+        return left.real <= right.real + 1e-7 * (1 + abs(right))
+    if relation == ">=":
+        return left.real >= right.real - 1e-7 * (1 + abs(right))
+    return True
+
+
+def differs(derivation: Derivation, number: int, mutant: sp.Expr, points: int = 12) -> bool:
+    """The oracle: whether the mutated step is false at some random point (moderate ranges, its own seed)."""
+    step = derivation.steps[number - 1]
+    left, original, changed = (_concrete(e) for e in (derivation.left_of(number), step.expr, mutant))
+    symbols = sorted(left.free_symbols | original.free_symbols | changed.free_symbols, key=str)
+    rng = random.Random(12345)
+    wrt = set(step.wrt)
+    reference: dict[str, complex] = {}
+    for _ in range(points):
+        point = derivation.sampler.draw(symbols, rng, narrow=True)
+        try:
+            values = [complex(sp.N(e.subs(point), 20)) for e in (left, original, changed)]
+        except (TypeError, ValueError):
+            continue
+        a, _, c = values
+        if step.relation in ("=", "<=", ">="):
+            if not _holds(step.relation, a, c):
+                return True
+            continue
+        # ∝ and =_c: the ratio or difference must not change with wrt (compare points that share the other symbols)
+        if c == 0:
+            return True
+        value = a / c if step.relation == "propto" else a - c
+        if step.relation == "propto" and value.real <= 0:
+            return True
+        key = ",".join(f"{s}={point[s]}" for s in symbols if s not in wrt)
+        reference.setdefault(key, value)
+        if abs(value - reference[key]) > 1e-7 * (1 + abs(value)):
+            return True
+        # vary wrt only, keeping the rest
+        moved = {**point, **derivation.sampler.draw(wrt, rng, narrow=True)}
+        try:
+            a2, c2 = (complex(sp.N(e.subs(moved), 20)) for e in (left, changed))
+        except (TypeError, ValueError):
+            continue
+        if c2 == 0:
+            return True
+        other = a2 / c2 if step.relation == "propto" else a2 - c2
+        if abs(other - value) > 1e-7 * (1 + abs(value)):
+            return True
+    return False
+
+
+def judge(derivation: Derivation, densities: list[Density] = (), limit: int = 12) -> Verdicts:
+    """Run each step's mutants (at most ``limit`` a step) and rewrites through the engine."""
+    verdicts = Verdicts()
+    for number, step in enumerate(derivation.steps, start=1):
+        name = f"{derivation.title or 'untitled'} [{number}]"
+        for count, (what, mutant) in enumerate(mutants(step.expr, list(densities))):
+            if count >= limit:
+                break
+            try:
+                derivation.verify_step(number, mutant)
+            except StepError as error:
+                assert f"step {number} (" in str(error), f"the failure does not name the step: {error}"
+                verdicts.refused += 1
+                continue
+            except Exception:  # a mutant the engine cannot evaluate (e.g. KL of a product swapped) is not a pass
+                verdicts.refused += 1
+                continue
+            if differs(derivation, number, mutant):
+                verdicts.slipped.append(f"{name}: {what}")
+            else:
+                verdicts.equivalent += 1
+        for what, rewrite in rewrites(step.expr):
+            if rewrite == derivation.left_of(number):
+                continue
+            try:
+                derivation.verify_step(number, rewrite)
+            except StepError as error:
+                verdicts.false_alarms.append(f"{name}: {what}: {str(error).splitlines()[-1]}")
+    return verdicts
+
+
+def run_page(page: Path) -> tuple[list[Derivation], dict]:
+    """Execute the code cells of a MyST page and return the derivations it made, and its namespace."""
+    notebook = jupytext.read(page)
+    namespace: dict = {"__name__": "__page__", "display": lambda *args, **kwargs: None}
+    transformer = TransformerManager()
+    with recording() as derivations:
+        for cell in notebook.cells:
+            if cell.cell_type != "code" or "google.colab" in cell.source:
+                continue
+            exec(compile(transformer.transform_cell(cell.source), str(page), "exec"), namespace)
+    return derivations, namespace
+
+
+def densities_in(derivations: list[Derivation]) -> list[Density]:
+    """Every density the derivations mention (for swapping the law of an expectation)."""
+    found: list[Density] = []
+    for derivation in derivations:
+        for expr in (derivation.start, *(s.expr for s in derivation.steps)):
+            for node in sp.preorder_traversal(expr):
+                if isinstance(node, Density) and node not in found:
+                    found.append(node)
+    return found
