@@ -339,7 +339,8 @@ class BookPrinter(LatexPrinter):
 
     def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
         if not expr.has(Notation):
-            return super()._print_Add(expr, order)
+            written = expr.args != sp.Add(*expr.args).args  # built by ``in_order``: keep the author's order
+            return super()._print_Add(expr, "none" if written else order)
         # an abstract formula: the author's order (``in_order``), positive terms first
         terms = sorted(expr.args, key=lambda term: term.could_extract_minus_sign())
         return super()._print_Add(sp.Add(*terms, evaluate=False), order="none")
