@@ -1,10 +1,15 @@
-"""The derivation engine: true steps pass, perturbed steps fail, and the failure names the step."""
+"""The derivation engine: true steps pass, perturbed steps fail, and the failure names the step.
+
+Also the four ways a wrong step used to pass: a tautology, a "∝" with a
+negative ratio, a non-finite side, and a coincidence at the sampled points.
+"""
 
 import pytest
 import sympy as sp
 
 from dgm.derive import CannotCheck, Derivation, StepError
 from dgm.instances import LinearGaussian, gaussian_expectation, normal_logpdf
+from dgm.notation import in_order
 
 x = sp.Symbol("x", real=True)
 t = sp.Symbol("t", positive=True)
@@ -32,11 +37,13 @@ def test_perturbed_equality_fails_naming_step_and_sides(wrong, what):
         Derivation((x + 1) ** 2, title="the square").eq(x**2 + 2 * x + 1, "expand").eq(wrong, what)
     message = str(error.value)
     assert "step 2" in message and what in message and "the square" in message
-    assert str(wrong) in message and "x**2 + 2*x + 1" in message
+    assert f"right: {sp.latex(wrong)}" in message and "left:  x^{2} + 2 x + 1" in message
 
 
 def test_missing_half_in_gaussian_kl_fails():
-    kl = gaussian_expectation(normal_logpdf(z, mu, sigma2) - normal_logpdf(z, 0, 1), z, mu, sigma2)
+    from dgm.notation import KL, gaussian
+
+    kl = KL(gaussian(z, mu, sigma2, name="q"), gaussian(z, 0, 1, name="p"))
     right = (mu**2 + sigma2 - 1 - sp.log(sigma2)) / 2
     Derivation(kl).eq(right, "Gaussian moments")
     with pytest.raises(StepError):
@@ -45,10 +52,10 @@ def test_missing_half_in_gaussian_kl_fails():
 
 def test_numeric_equality_is_labelled_numeric():
     integral = sp.Integral(sp.exp(-(z**2) / 2) / sp.sqrt(2 * sp.pi), (z, -sp.oo, sp.oo))
-    d = Derivation(integral, points=6).eq(1, "a density integrates to one")
+    d = Derivation(integral * t, points=6).eq(t, "a density integrates to one")
     assert d.steps[0].check.startswith("numeric")
     with pytest.raises(StepError):
-        Derivation(integral, points=6).eq(sp.Rational(1, 2), "wrong normaliser")
+        Derivation(integral * t, points=6).eq(t / 2, "wrong normaliser")
 
 
 def test_inequalities_prove_or_check_and_fail_when_flipped():
@@ -115,3 +122,102 @@ def test_elbo_identity_fails_when_a_sign_is_flipped():
     Derivation(model.log_marginal()).ge(elbo, "Jensen")
     with pytest.raises(StepError):
         Derivation(model.log_marginal()).le(elbo, "flipped Jensen")
+
+
+# -- what used to slip through ----------------------------------------------------------
+
+
+def test_a_step_whose_sides_are_the_same_expression_checks_nothing():
+    with pytest.raises(StepError, match="same expression"):
+        Derivation(sp.log(t)).eq(sp.log(t), "multiply and divide by q(z)")
+    with pytest.raises(StepError, match="step 2"):
+        Derivation(x + 1).eq(in_order(x, 2, -1), "add and subtract 1").ge(in_order(x, 2, -1), "nothing")
+
+
+@pytest.mark.parametrize("relation", ["symbolic", "numeric"])
+def test_proportional_needs_a_positive_ratio(relation):
+    density = sp.exp(-((z - mu) ** 2) / 2)
+    if relation == "numeric":  # an integral forces the numeric path
+        density = density * sp.Integral(sp.exp(-(x**2)), (x, 0, 1))
+    with pytest.raises(StepError, match="positive"):
+        Derivation(density).propto(-density, "a sign flip is not proportional", wrt=z)
+    Derivation(density).propto(3 * density, "a positive factor is", wrt=z)
+
+
+@pytest.mark.parametrize(
+    "side",
+    [sp.log(0) + x, x / 0, sp.oo, -sp.oo, sp.zoo * x, sp.nan, x + sp.oo],
+    ids=["log 0", "x/0", "oo", "-oo", "zoo", "nan", "x+oo"],
+)
+def test_a_non_finite_side_is_an_error(side):
+    for relation in ("eq", "ge", "le"):
+        with pytest.raises(StepError):
+            getattr(Derivation(x), relation)(side, "a non-finite right-hand side")
+    with pytest.raises(StepError):
+        Derivation(x).const(side, "a non-finite right-hand side", wrt=x)
+
+
+def test_a_limit_may_be_infinite_when_written_as_one():
+    Derivation(sp.Limit(1 / t, t, 0, "+")).eq(sp.oo, "1/t grows without bound as t → 0⁺")
+    with pytest.raises(StepError):
+        Derivation(sp.Limit(1 / t, t, 0, "+")).eq(-sp.oo, "the wrong infinity")
+
+
+def test_steps_that_hold_only_on_moderate_values_are_caught():
+    # each holds on the old sampling ranges, (0.2, 3) for positive and (-2, 2) for real symbols
+    with pytest.raises(StepError):
+        Derivation(sp.log(t)).ge(-2, "holds for t ≥ e⁻² ≈ 0.135 only")
+    with pytest.raises(StepError):
+        Derivation(sp.Abs(x - 5)).eq(5 - x, "holds for x ≤ 5 only")
+    with pytest.raises(StepError):
+        Derivation(t**2).le(10 * t, "holds for t ≤ 10 only")
+
+
+def test_a_relative_tolerance_alone_would_accept_e_plus_one_for_large_e():
+    e = sp.Symbol("e", positive=True)
+    with pytest.raises(StepError):
+        Derivation(e * 10**12).eq(e * 10**12 + 1, "off by one at 10¹²")
+
+
+def test_numeric_checks_say_how_many_points():
+    integral = sp.Integral(sp.exp(-((z - mu) ** 2) / 2) / sp.sqrt(2 * sp.pi), (z, -sp.oo, sp.oo))
+    check = Derivation(integral, points=10).eq(1, "a density integrates to one").steps[0].check
+    assert check.startswith("numeric, ") and check.endswith("random points")
+    assert int(check.split()[1]) >= 5
+
+
+def test_domain_edges_are_sampled():
+    rho = sp.Symbol("rho", real=True)
+    # -log(1 - rho²)/2 ≤ 1 holds away from |rho| = 1 but not near it
+    with pytest.raises(StepError):
+        Derivation(-sp.log(1 - rho**2) / 2, domain={rho: (-1, 1)}).le(1, "false near the edges")
+
+
+def test_sums_with_a_symbolic_bound_are_checked_at_the_bounds_named():
+    n, i = sp.Symbol("N", integer=True, positive=True), sp.Symbol("i", integer=True, positive=True)
+    xs = sp.IndexedBase("x")
+    total = sp.Sum(xs[i] ** 2 + 2 * xs[i], (i, 1, n))
+    d = Derivation(total, at={n: (1, 2, 3)}).eq(sp.Sum((xs[i] + 1) ** 2, (i, 1, n)) - n, "complete the square")
+    assert d.steps[0].check == "exact for N = 1, 2, 3"
+    with pytest.raises(StepError):
+        Derivation(total, at={n: (1, 2, 3)}).eq(sp.Sum((xs[i] + 1) ** 2, (i, 1, n)) - 1, "a constant for every term")
+    with pytest.raises(StepError):
+        Derivation(total, at={n: (1, 2, 3)}).eq(sp.Sum((xs[i] + 1) ** 2, (i, 1, n + 1)) - n, "a bound moved")
+
+
+def test_verify_step_names_the_step_it_tries():
+    d = Derivation((x + 1) ** 2, title="the square").eq(x**2 + 2 * x + 1, "expand").ge(2 * x, "drop x² + 1 ≥ 0")
+    assert d.verify_step(1, 1 + 2 * x + x**2) == "exact"
+    with pytest.raises(StepError, match=r"step 2 \(drop"):
+        d.verify_step(2, 2 * x + 2)
+
+
+def test_recording_collects_the_derivations_made():
+    from dgm.derive import recording
+
+    with recording() as made:
+        Derivation(x).eq(x + t - t + sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1, "zero terms")
+        inner = Derivation(t)
+    assert len(made) == 2 and made[1] is inner
+    Derivation(x)
+    assert len(made) == 2

@@ -360,6 +360,13 @@ class Derivation:
             ) from None
 
     def _check_concrete(self, relation: Relation, lhs: sp.Expr, rhs: sp.Expr, wrt: tuple[sp.Symbol, ...]) -> str:
+        limit = lhs.has(sp.Limit) or rhs.has(sp.Limit)
+        if limit:
+            lhs, rhs = lhs.doit(), rhs.doit()
+            if lhs.is_infinite or rhs.is_infinite:
+                if relation in ("=", "<=", ">=") and lhs == rhs:
+                    return "exact (limit)"
+                raise StepError(f"the limit is {lhs}, the other side {rhs}")
         for name, side in (("left", lhs), ("right", rhs)):
             if _non_finite(side):
                 raise StepError(f"the {name}-hand side is not finite on the instance ({side}); a limit must be written as one")

@@ -60,6 +60,8 @@ def _label(name: str) -> str:
 
 
 def _variables(variables: sp.Symbol | Iterable[sp.Symbol]) -> sp.Tuple:
+    if isinstance(variables, sp.Tuple):
+        return variables
     return sp.Tuple(variables) if isinstance(variables, sp.Basic) else sp.Tuple(*variables)
 
 
