@@ -29,8 +29,9 @@ book: $(INSTALLED) $(LIBRARY_STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 ## Run every test: library, derivations, notebook pairs, the student edition, and each page and notebook (quick profile).
+# Two workers, each file on one worker (nbval needs a notebook's cells together), one BLAS thread each.
 test: $(INSTALLED)
-	DGM_PROFILE=quick DGM_PROGRESS=0 $(BIN)/python -m pytest
+	DGM_PROFILE=quick DGM_PROGRESS=0 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## Build the student edition (no solutions) into _build/student/_build/html.
 student: $(INSTALLED) $(LIBRARY_STAMP)
