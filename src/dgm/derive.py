@@ -526,6 +526,27 @@ class Derivation:
             table.append(f"| [{number}] | {step.why.replace('|', '∣')} | {badge} |")
         return self._caption() + "\n\n$$\n" + math_block + "\n$$\n\n" + self._definitions() + "\n".join(table) + "\n"
 
+    def relation(self, first: int = 1, last: int | None = None) -> Relation:
+        """The relation between the left side of step ``first`` and the right side of step ``last``, composed along the chain."""
+        steps = self.steps[first - 1 : last]
+        kinds = {step.relation for step in steps} - {"="}
+        if not steps:
+            raise ValueError("the chain has no steps to state")
+        if not kinds:
+            return "="
+        if len(kinds) > 1:
+            raise ValueError(f"steps {first}..{last or len(self.steps)} mix {' and '.join(sorted(kinds))}: state a shorter stretch")
+        return kinds.pop()
+
+    def statement(self, label: str | None = None, *, first: int = 1, last: int | None = None) -> Statement:
+        """The chain's result as one displayed equation, ``start R result``, with an equation label for ``{eq}`` references.
+
+        What it shows is the checked chain's own endpoints (or those of steps
+        ``first``..``last``), so a result stated in the prose is a result the
+        engine checked.
+        """
+        return Statement([(self.left_of(first), self.relation(first, last), self.steps[(last or len(self.steps)) - 1].expr)], label)
+
     def _repr_latex_(self) -> str:
         return "$$\n" + self.to_latex() + "\n$$"
 
@@ -537,6 +558,24 @@ class Derivation:
         for step in self.steps:
             lines.append(f"  {step.relation:>6} {step.expr}    [{step.why}; {step.check}]")
         return "\n".join(lines)
+
+
+@dataclass
+class Statement:
+    """Checked results shown as one displayed equation (side by side), optionally labelled; see :meth:`Derivation.statement`."""
+
+    parts: list[tuple[sp.Expr, Relation, sp.Expr]]
+    label: str | None = None
+
+    def __add__(self, other: Statement) -> Statement:
+        """Two statements side by side in one display; the label is the first one's."""
+        return Statement(self.parts + other.parts, self.label or other.label)
+
+    def to_latex(self) -> str:
+        return r", \qquad ".join(f"{latex(left)} {RELATION_LATEX[relation]} {latex(right)}" for left, relation, right in self.parts)
+
+    def _repr_markdown_(self) -> str:
+        return "$$\n" + self.to_latex() + "\n$$" + (f" ({self.label})" if self.label else "") + "\n"
 
 
 def _concrete(expr: sp.Expr) -> sp.Expr:
