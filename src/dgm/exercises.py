@@ -7,7 +7,8 @@ student edition hides the worked solutions, not this key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import sympy as sp
 
@@ -16,11 +17,19 @@ from dgm.answers import Verdict, check
 
 @dataclass(frozen=True)
 class Exercise:
-    """What an answer is checked against: the expected formula, the symbols it may use, the variables that matter."""
+    """What an answer is checked against.
+
+    ``expected`` is the formula, ``symbols`` those the answer may use, ``wrt``
+    the variables that matter (for "up to a constant"), and ``domain`` the
+    ranges ``{symbol: (low, high)}`` the question allows, where the symbol's
+    assumptions (real, positive) do not say it: numeric checks draw only
+    from there (an integer symbol with ``(0, 1)`` takes the values 0 and 1).
+    """
 
     expected: sp.Expr
     symbols: tuple[sp.Symbol, ...]
     wrt: tuple[sp.Symbol, ...] | None = None
+    domain: Mapping[sp.Symbol, tuple[float, float]] = field(default_factory=dict)
 
 
 _mu, _mu_p = sp.Symbol("mu", real=True), sp.Symbol("mu_p", real=True)
@@ -30,6 +39,7 @@ _w, _s2 = sp.Symbol("w", positive=True), sp.Symbol("s2", positive=True)
 _L11 = sp.Symbol("L11", positive=True)
 _x, _m = sp.Symbol("x", real=True), sp.Symbol("m", real=True)
 _logit = sp.Symbol("l", real=True)
+_pixel = sp.Symbol("x", integer=True)  # a binary pixel: domain (0, 1)
 _m_z, _v_z = sp.Symbol("m_z", real=True), sp.Symbol("v_z", positive=True)
 _theta, _psi, _s, _a = sp.symbols("theta psi s a", real=True)
 _h = sp.Symbol("h", positive=True)
@@ -41,7 +51,7 @@ _s1 = sp.Symbol("s1", positive=True)
 EXERCISES: dict[str, Exercise] = {
     # book/pgm.md
     "ex-pgm-parameters": Exercise(sp.Integer(34), ()),
-    "ex-pgm-laplace": Exercise(_s_positive / (_s_positive + _n), (_n, _s_positive)),
+    "ex-pgm-laplace": Exercise(_s_positive / (_s_positive + _n), (_n, _s_positive), domain={_n: (1, 50)}),
     # book/vi.md
     "ex-vi-kl": Exercise(
         (_v / _v_p + (_mu - _mu_p) ** 2 / _v_p - 1 - sp.log(_v / _v_p)) / 2, (_mu, _v, _mu_p, _v_p)
@@ -51,25 +61,27 @@ EXERCISES: dict[str, Exercise] = {
     "ex-vi-mean-field": Exercise(1 / _L11, (_L11,)),
     # book/vae.md
     "ex-vae-gaussian-nll": Exercise((_x - _m) ** 2 / (2 * _v) + sp.log(2 * sp.pi * _v) / 2, (_x, _m, _v), (_m,)),
-    "ex-vae-bernoulli-logit": Exercise(_x * _logit - sp.log(1 + sp.exp(_logit)), (_x, _logit)),
+    "ex-vae-bernoulli-logit": Exercise(
+        _pixel * _logit - sp.log(1 + sp.exp(_logit)), (_pixel, _logit), domain={_pixel: (0, 1)}
+    ),
     "ex-vae-learned-prior": Exercise(
         (_v / _v_z + (_m - _m_z) ** 2 / _v_z - 1 - sp.log(_v / _v_z)) / 2, (_m, _v, _m_z, _v_z)
     ),
     # book/beta_vae.md
     "ex-beta-encoder": Exercise(1 / (1 + _beta * _s2), (_beta, _s2)),
-    "ex-beta-tc": Exercise(-sp.log(1 - _rho**2) / 2, (_rho,)),
+    "ex-beta-tc": Exercise(-sp.log(1 - _rho**2) / 2, (_rho,), domain={_rho: (-1, 1)}),
     # book/hvae.md
     "ex-hvae-v2": Exercise(_s1 / (_a**2 + _s1), (_a, _s1)),
     "ex-hvae-cost": Exercise(-sp.log(1 + _a**2 / _s1) / 2, (_a, _s1)),
     # book/gan.md
-    "ex-gan-optimal-d": Exercise(2 * _x / (2 * _x + 1), (_x,)),
+    "ex-gan-optimal-d": Exercise(2 * _x / (2 * _x + 1), (_x,), domain={_x: (0, 1)}),
     "ex-gan-value": Exercise(-sp.log(4), ()),
     "ex-gan-logistic-f": Exercise(_t * sp.log(_t) - (_t + 1) * sp.log(_t + 1), (_t,)),
     "ex-gan-kl-lines": Exercise(_theta**2 / (2 * _s_positive**2), (_theta, _s_positive)),
     # book/dirac_gan.md
     "ex-dirac-simultaneous": Exercise((1 + _h**2 * _s**2) * (_theta**2 + _psi**2), (_theta, _psi, _h, _s)),
     "ex-dirac-alternating-trace": Exercise(2 - _h**2 * _a**2, (_h, _a)),
-    "ex-dirac-noise": Exercise(-(_sigma**2) / 4, (_sigma,)),
+    "ex-dirac-noise": Exercise(-(_sigma**2) / 4, (_sigma,), domain={_sigma: (0, 2)}),
     "ex-dirac-max-step": Exercise(sp.Integer(4), ()),
 }
 
@@ -79,4 +91,4 @@ def check_answer(label: str, answer: str) -> Verdict:
     if label not in EXERCISES:
         raise KeyError(f"no exercise {label!r}; the exercises with formula answers are {', '.join(sorted(EXERCISES))}")
     exercise = EXERCISES[label]
-    return check(answer, exercise.expected, symbols=exercise.symbols, wrt=exercise.wrt)
+    return check(answer, exercise.expected, symbols=exercise.symbols, wrt=exercise.wrt, domain=exercise.domain)

@@ -1,0 +1,262 @@
+"""The answer checker under hostile and malformed input: a verdict within the time limit, nothing run, nothing written.
+
+Every answer in ``HOSTILE`` must come back as a verdict that is not "correct" (nor "up to" anything),
+within ``TIME_LIMIT`` plus a margin, with a short message that says what was wrong, while
+``os.system``, ``os.popen`` and ``subprocess.Popen`` are replaced by a tripwire that leaves a file
+(so a call in the grading child shows too) and the working directory is an empty temporary one.
+Answers that would shell out try to ``touch`` a canary file there.
+"""
+
+import multiprocessing
+import os
+import subprocess
+import time
+
+import pytest
+import sympy as sp
+
+from dgm.answers import MAX_LENGTH, QUOTE_LENGTH, TIME_LIMIT, check, parse_answer
+from dgm.exercises import EXERCISES, check_answer
+
+mu = sp.Symbol("mu", real=True)
+sigma = sp.Symbol("sigma", positive=True)
+KL = (mu**2 + sigma**2 - 1) / 2 - sp.log(sigma)
+MARGIN = 2.0  # seconds beyond the time limit a verdict may take (fork, join, a loaded machine)
+SHELL = "touch CANARY"
+VALID_10K = "+".join(["mu"] * 3334)  # a formula, but 10,000 characters
+
+# (answer, status, a phrase the message must hold)
+HOSTILE = [
+    # shell-outs: globals, chr, getattr, __class__, lambda, attributes, subscripts, comprehensions, f-strings
+    (f"globals()[chr(95)*2+'imp'+'ort'+chr(95)*2]('os').system('{SHELL}')", "malformed", "not a formula"),
+    (f"__import__('os').system('{SHELL}')", "malformed", "not a formula"),
+    (f"getattr(__import__('os'), 'system')('{SHELL}')", "malformed", "not a formula"),
+    ("().__class__.__bases__[0].__subclasses__()", "malformed", "not a formula"),
+    ("mu.__class__.__mro__[-1].__subclasses__()", "malformed", "attribute"),
+    (f"(lambda: __import__('os').system('{SHELL}'))()", "malformed", "lambda"),
+    ("lambda: 3", "malformed", "lambda"),
+    ("[c for c in ().__class__.__base__.__subclasses__()]", "malformed", "comprehension"),
+    ("{k: 1 for k in range(3)}", "malformed", "comprehension"),
+    ("(k for k in range(10**9))", "malformed", "generator"),
+    (f"f\"{{__import__('os').system('{SHELL}')}}\"", "malformed", "f-string"),
+    ("(mu := 3)", "malformed", "assignment"),
+    ("log(*[mu])", "malformed", "one argument"),
+    ("log(mu, 2)", "malformed", "one argument"),
+    ("log(x=mu)", "malformed", "one argument"),
+    ("mu[0]", "malformed", "indexing"),
+    ("mu.conjugate()", "malformed", "attribute"),
+    ("sigma.func", "malformed", "attribute"),
+    ("*mu", "malformed", "could not read"),
+    (f"mu; import os; os.system('{SHELL}')", "malformed", "'import' is Python"),
+    ("import os", "malformed", "'import' is Python"),
+    ("mu\nimport os", "malformed", "'import' is Python"),
+    ("yield mu", "malformed", "'yield' is Python"),
+    # builtins that read, write, print or stop
+    (f"exec(\"import os; os.system('{SHELL}')\")", "malformed", "exec(...) is not a function"),
+    ("eval('1+1')", "malformed", "eval(...) is not a function"),
+    ("open('CANARY', 'w')", "malformed", "open(...) is not a function"),
+    ("open('CANARY', 'w').write('x')", "malformed", "attribute"),
+    ("print(mu)", "malformed", "print(...) is not a function"),
+    ("input()", "malformed", "input(...) is not a function"),
+    ("breakpoint()", "malformed", "breakpoint(...) is not a function"),
+    ("compile('1', 'a', 'eval')", "malformed", "not a function"),
+    ("exit()", "malformed", "not a function"),
+    ("type(mu)", "malformed", "not a function"),
+    # Python that is not arithmetic
+    ("mu if mu else sigma", "malformed", "if/else"),
+    ("mu == sigma", "malformed", "comparison"),
+    ("mu and sigma", "malformed", "and/or"),
+    ("not mu", "malformed", "operator not"),
+    ("~mu", "malformed", "operator ~"),
+    ("mu % 2", "malformed", "operator %"),
+    ("mu // 2", "malformed", "operator //"),
+    ("mu @ sigma", "malformed", "operator @"),
+    ("mu << 2", "malformed", "operator <<"),
+    ("'mu'", "malformed", "not a formula"),
+    ("b'mu'", "malformed", "not a formula"),
+    ("True", "malformed", "not a formula"),
+    ("None", "malformed", "not a formula"),
+    ("... + 1", "malformed", "not a formula"),
+    ("[1, 2]", "malformed", "a list"),
+    ("mu, sigma", "malformed", "tuple"),
+    # huge numbers, powers, towers, factorial
+    ("(mu+1)**1000", "malformed", "larger than 100"),
+    ("(mu+1)**(10*10*10)", "malformed", "larger than 100"),
+    ("9**9**9**9", "malformed", "power tower"),
+    ("2**2**2**2**2", "malformed", "power tower"),
+    ("10**10**10", "malformed", "larger than 100"),
+    ("mu**(10**12)", "malformed", "larger than 100"),
+    ("(mu**100)**100", "malformed", "power above 100"),
+    ("((10**12)**100)**100", "malformed", "too large"),
+    ("factorial(10**9)", "malformed", "factorial is not offered"),
+    ("gamma(10**12)", "malformed", "not a function"),
+    ("99999999999999999999", "malformed", "up to 1,000,000,000,000"),
+    ("1e400", "malformed", "up to 1,000,000,000,000"),
+    # deep nesting and length
+    ("(" * 5000 + "mu" + ")" * 5000, "malformed", "too long"),
+    ("(" * 60 + "mu" + ")" * 60, "malformed", "nested more than 50"),
+    ("log(" * 60 + "mu" + ")" * 60, "malformed", "nested more than 50"),
+    ("-" * 60 + "mu", "malformed", "nested more than 50"),
+    ("-" * 1500 + "mu", "malformed", "nested"),
+    ("mu+" * 3000 + "mu", "malformed", "too long"),
+    (VALID_10K, "malformed", "too long"),
+    ("x" * (MAX_LENGTH + 1), "malformed", "too long"),
+    # not finite
+    ("oo", "malformed", "infinity"),
+    ("-oo", "malformed", "infinity"),
+    ("nan", "malformed", "nan"),
+    ("zoo", "malformed", "infinity"),
+    ("exp(oo)", "malformed", "infinity"),
+    ("1/0", "malformed", "undefined"),
+    ("mu/0", "malformed", "undefined"),
+    ("0**-1", "malformed", "undefined"),
+    ("log(0)", "malformed", "undefined"),
+    ("log(0)*0", "malformed", "undefined"),
+    ("I", "malformed", "imaginary"),
+    ("1j", "malformed", "imaginary"),
+    # LaTeX, brackets, empty, odd characters
+    (r"\frac{\mu^2}{2}", "malformed", "not LaTeX"),
+    ("$mu^2$", "malformed", "not LaTeX"),
+    ("(mu+1", "malformed", "1 '(' but 0 ')'"),
+    ("mu+1)", "malformed", "closes a bracket"),
+    (")(", "malformed", "closes a bracket"),
+    ("", "unanswered", "write your answer"),
+    ("   ", "unanswered", "write your answer"),
+    ("mu\x00", "malformed", "character"),
+    ("mu\u202e", "malformed", "character"),
+    ("mu + ∞", "malformed", "infinity"),
+    ("∑ mu", "malformed", "closed form"),
+    ("mu ≤ 1", "malformed", "comparison"),
+    ("mu 😀", "malformed", "character"),
+    ("\ud800", "malformed", "character"),
+    # implicit products, calls of symbols
+    ("2mu", "malformed", "2*x"),
+    ("2 mu", "malformed", "2*x"),
+    ("mu sigma", "malformed", "mu*sigma"),
+    ("2(mu + 1)", "malformed", "2*(x + 1)"),
+    ("sigma(2)", "malformed", "not a function"),
+    ("musigma", "malformed", "mu*sigma"),
+]
+
+
+@pytest.fixture
+def tripwire(tmp_path, monkeypatch):
+    """An empty working directory; a call of os.system, os.popen or subprocess.Popen leaves a file in it."""
+    monkeypatch.chdir(tmp_path)
+
+    def trip(*args, **kwargs):
+        (tmp_path / "TRIPPED").write_text(repr(args))
+        raise AssertionError(f"the checker ran a command: {args}")
+
+    monkeypatch.setattr(os, "system", trip)
+    monkeypatch.setattr(os, "popen", trip)
+    monkeypatch.setattr(subprocess, "Popen", trip)
+    return tmp_path
+
+
+@pytest.mark.parametrize("answer, status, hint", HOSTILE, ids=[f"{i:03d}" for i in range(len(HOSTILE))])
+def test_hostile_answer_gets_a_verdict_in_time_and_runs_nothing(answer, status, hint, tripwire):
+    answer = answer.replace("CANARY", str(tripwire / "CANARY"))
+    start = time.perf_counter()
+    verdict = check(answer, KL)
+    elapsed = time.perf_counter() - start
+    assert list(tripwire.iterdir()) == []  # no canary, no tripwire file, nothing written
+    assert multiprocessing.active_children() == []  # the grading child is gone
+    assert elapsed < TIME_LIMIT + MARGIN
+    assert (verdict.status, hint in verdict.message) == (status, True), verdict
+    assert not verdict
+    assert len(verdict.message) < 400
+    assert len(answer) <= QUOTE_LENGTH or answer not in verdict.message  # a long answer is quoted by a prefix
+
+
+def test_the_table_is_large():
+    assert len(HOSTILE) >= 40
+
+
+@pytest.mark.parametrize("answer", [b"mu", None, ["mu"], {"mu": 1}, True])
+def test_an_answer_that_is_not_text_is_malformed(answer):
+    verdict = check(answer, KL)
+    assert verdict.status == "malformed" and "as text" in verdict.message
+
+
+def test_a_long_answer_is_quoted_by_a_short_prefix_only():
+    verdict = check(VALID_10K, KL)
+    assert verdict.message.count("mu") <= QUOTE_LENGTH // 2 + 1 and "…" in verdict.message
+
+
+def test_a_comparison_past_the_time_limit_is_too_complex_and_leaves_no_process():
+    # correct, but SymPy needs minutes to show it: five sin²+cos² identities to the 7th power
+    ones = "*".join(f"(sin({a})**2 + cos({a})**2)**7" for a in ("mu", "sigma", "mu*sigma", "mu+sigma", "mu-sigma"))
+    start = time.perf_counter()
+    verdict = check(f"(mu**2 + sigma**2 - 1)/2 - log(sigma) + {ones} - 1", KL)
+    elapsed = time.perf_counter() - start
+    assert verdict.status == "too complex" and f"{TIME_LIMIT:g} s" in verdict.message and not verdict
+    assert TIME_LIMIT <= elapsed < TIME_LIMIT + MARGIN
+    assert multiprocessing.active_children() == []
+
+
+def test_a_short_time_limit_stops_even_an_ordinary_comparison():
+    verdict = check("log(1/(1 - rho**2))/2", -sp.log(1 - sp.Symbol("rho", real=True) ** 2) / 2, time_limit=0.001)
+    assert verdict.status == "too complex"
+    assert multiprocessing.active_children() == []
+
+
+def test_an_ordinary_verdict_is_fast():
+    check("(mu**2 + sigma**2 - 1)/2 - log(sigma)", KL)  # warm the imports
+    start = time.perf_counter()
+    assert check("mu**2/2 + sigma**2/2 - 1/2 - ln(sigma)", KL).status == "correct"
+    assert check("mu**2/2 + sigma**2/2 - ln(sigma)", KL).status == "up to a constant"
+    assert time.perf_counter() - start < 2.0  # typically 10-200 ms each, the fork ~10 ms of it
+
+
+# -- Unicode students type ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "(μ² + σ² − 1)/2 − log(σ)",
+        "½·(μ² + σ² − 1) − ln(σ)",
+        "μ×μ/2 + σ²/2 − ½ − log(√(σ²))",
+        "(mu^2 + sigma^2 - 1)/2 - log(sigma)",
+        "(µ² + σ² − 1)/2 − log(σ)",  # the micro sign, not the Greek letter
+        "(μ² + σ² − 1)/2 + log(σ⁻¹)",
+        "(μ² + σ² − 1)/2 − log(√σ) − log(√σ)",
+        "0.5*(mu**2 + sigma**2 - 1) - log(sigma)",  # a decimal is read exactly
+        "(mu**2 + sigma**2 - 1)/2\u00a0-\u00a0log(sigma)",  # non-breaking spaces
+    ],
+)
+def test_unicode_and_decimals_are_read(answer):
+    assert check(answer, KL).status == "correct"
+
+
+@pytest.mark.parametrize(
+    "answer, guidance",
+    [
+        ("2μ", "2*x"),
+        ("½(μ² + σ² − 1) − log(σ)", "2*(x + 1)"),
+        ("(μ² + σ² − 1)/2 − ln σ", "ln(σ)"),
+        ("μσ", "mu*sigma"),
+        ("μ ∞", "infinity is not an answer"),
+        ("μ → 0", "U+2192"),
+        ("σ²⁄2", "U+2044"),
+        ("λ + μ", "uses λ"),
+    ],
+)
+def test_unicode_that_is_not_read_says_what_to_type(answer, guidance):
+    verdict = check(answer, KL)
+    assert verdict.status == "malformed" and guidance in verdict.message
+
+
+def test_greek_letters_are_the_questions_symbols():
+    assert check_answer("ex-vi-kl", "(v/v_p + (μ - μ_p)²/v_p − 1 − log(v/v_p))/2").status == "correct"
+    assert parse_answer("ρ²", [sp.Symbol("rho", real=True)]) == sp.Symbol("rho", real=True) ** 2
+
+
+# -- domains ----------------------------------------------------------------------------------------
+
+
+def test_every_domain_names_symbols_of_its_exercise():
+    for label, exercise in EXERCISES.items():
+        for symbol, (low, high) in exercise.domain.items():
+            assert symbol in exercise.symbols and low < high, label
