@@ -17,7 +17,8 @@ derivations it made.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,33 +47,41 @@ def _nodes(expr: sp.Basic, path: tuple[int, ...] = ()) -> Iterator[tuple[tuple[i
 
 
 def mutants(expr: sp.Expr, densities: list[Density] = ()) -> Iterator[tuple[str, sp.Expr]]:
-    """Wrong variants of ``expr``, each with what was changed."""
-    yield "flip the sign", -expr
-    yield "double it", 2 * expr
+    """Wrong variants of ``expr``, each with what was changed (variants SymPy cannot even build are left out)."""
+    for what, build in _variants(expr, densities):
+        try:
+            yield what, build()
+        except (TypeError, ValueError, AttributeError):  # e.g. a derivative in σ² after writing σ² for σ
+            continue
+
+
+def _variants(expr: sp.Expr, densities: list[Density]) -> Iterator[tuple[str, Callable[[], sp.Expr]]]:
+    yield "flip the sign", lambda: -expr
+    yield "double it", lambda: 2 * expr
     for path, node in _nodes(expr):
         if isinstance(node, sp.Add) and len(node.args) > 1:
             for index, term in enumerate(node.args):
                 rest = [t for i, t in enumerate(node.args) if i != index]
-                yield f"drop the term {latex(term)}", _replace_at(expr, path, sp.Add(*rest, evaluate=False))
+                yield f"drop the term {latex(term)}", partial(_replace_at, expr, path, sp.Add(*rest, evaluate=False))
                 flipped = [(-t if i == index else t) for i, t in enumerate(node.args)]
-                yield f"flip the sign of {latex(term)}", _replace_at(expr, path, sp.Add(*flipped, evaluate=False))
+                yield f"flip the sign of {latex(term)}", partial(_replace_at, expr, path, sp.Add(*flipped, evaluate=False))
         elif isinstance(node, sp.Rational) and not node.is_Integer:
-            yield f"write 1 for {node}", _replace_at(expr, path, sp.Integer(1))
+            yield f"write 1 for {node}", partial(_replace_at, expr, path, sp.Integer(1))
         elif isinstance(node, sp.Integer) and abs(node) > 1:
-            yield f"write {node + 1} for {node}", _replace_at(expr, path, node + 1)
+            yield f"write {node + 1} for {node}", partial(_replace_at, expr, path, node + 1)
         elif isinstance(node, sp.Pow) and node.exp == 2 and node.base.is_Symbol:
-            yield f"write {node.base} for {node}", _replace_at(expr, path, node.base)
+            yield f"write {node.base} for {node}", partial(_replace_at, expr, path, node.base)
         elif isinstance(node, sp.Symbol) and node.is_positive and path and not isinstance(node, sp.Dummy):
-            yield f"write {node}² for {node}", _replace_at(expr, path, node**2)
+            yield f"write {node}² for {node}", partial(_replace_at, expr, path, node**2)
         elif isinstance(node, KL) and isinstance(node.args[1], Density):
-            yield "swap the arguments of the KL", _replace_at(expr, path, KL(node.args[1], node.args[0]))
+            yield "swap the arguments of the KL", partial(_replace_at, expr, path, KL(node.args[1], node.args[0]))
         elif isinstance(node, sp.Sum):
             (index, low, high), *more = node.limits
-            yield "move the upper bound of the sum", _replace_at(expr, path, sp.Sum(node.function, (index, low, high + 1), *more))
+            yield "move the upper bound of the sum", partial(_replace_at, expr, path, sp.Sum(node.function, (index, low, high + 1), *more))
         elif isinstance(node, Expectation):
             for other in densities:
                 if other != node.law and other.variables == node.law.variables:
-                    yield f"take the expectation under {latex(other)}", _replace_at(expr, path, Expectation(node.body, other))
+                    yield f"take the expectation under {latex(other)}", partial(_replace_at, expr, path, Expectation(node.body, other))
                     break
 
 
