@@ -81,7 +81,7 @@ EXERCISES: dict[str, Exercise] = {
     # book/dirac_gan.md
     "ex-dirac-simultaneous": Exercise((1 + _h**2 * _s**2) * (_theta**2 + _psi**2), (_theta, _psi, _h, _s)),
     "ex-dirac-alternating-trace": Exercise(2 - _h**2 * _a**2, (_h, _a)),
-    "ex-dirac-noise": Exercise(-(_sigma**2) / 4, (_sigma,), domain={_sigma: (0, 2)}),
+    "ex-dirac-noise": Exercise(-(_sigma**2) / 4, (_sigma,), domain={_sigma: (0, 1.41421356)}),  # real part −σ²/4 for σ ≤ √2
     "ex-dirac-max-step": Exercise(sp.Integer(4), ()),
 }
 
