@@ -203,6 +203,9 @@ def test_sums_with_a_symbolic_bound_are_checked_at_the_bounds_named():
         Derivation(total, at={n: (1, 2, 3)}).eq(sp.Sum((xs[i] + 1) ** 2, (i, 1, n)) - 1, "a constant for every term")
     with pytest.raises(StepError):
         Derivation(total, at={n: (1, 2, 3)}).eq(sp.Sum((xs[i] + 1) ** 2, (i, 1, n + 1)) - n, "a bound moved")
+    # the terms stay indexed until the bound is set: (Σ x_i)² = N Σ x_i² holds for N = 1 only
+    with pytest.raises(StepError):
+        Derivation(sp.Sum(xs[i], (i, 1, n)) ** 2, at={n: (1, 2, 3)}).eq(n * sp.Sum(xs[i] ** 2, (i, 1, n)), "wrong")
 
 
 def test_verify_step_names_the_step_it_tries():

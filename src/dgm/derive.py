@@ -585,8 +585,8 @@ def _concrete(expr: sp.Expr) -> sp.Expr:
         lambda e: isinstance(e, sp.Sum) and all(bound.is_Integer for _, *bounds in e.limits for bound in bounds),
         lambda e: e.doit(),
     )
-    indexed = value.atoms(sp.Indexed)
-    if indexed:
+    indexed = {item for item in value.atoms(sp.Indexed) if all(index.is_Integer for index in item.indices)}
+    if indexed:  # x[2] of an unrolled sum is a number to draw; x[i] inside a sum still to unroll stays
         value = value.xreplace({item: sp.Symbol(str(item).replace("[", "_").replace("]", ""), real=True) for item in indexed})
     if notation_in(value):
         raise CannotCheck(f"notation left unevaluated in {value}")
