@@ -112,3 +112,14 @@ def test_a_density_is_positive_and_its_log_is_exact():
     assert p_xz.is_positive
     assert evaluate(sp.log(p_xz)) == model.log_joint()
     assert evaluate(sp.log(p_xz**2 / q)) == 2 * model.log_joint() - q.log_value
+
+
+def test_a_table_that_does_not_sum_to_one_is_refused():
+    r, s = sp.symbols("r s", positive=True)
+    y, u = sp.symbols("y u", integer=True)
+    discrete("q", (y, u), {(0, 0): r, (0, 1): s, (1, 0): 1 - r - s, (1, 1): 0})
+    discrete("q", u, {0: (1 - y) * r + y * s, 1: (1 - y) * (1 - r) + y * (1 - s)}, given=y)
+    with pytest.raises(ValueError, match="sum to 1"):
+        discrete("q", (y, u), {(0, 0): r, (0, 1): s, (1, 0): 1 - r**2 - s, (1, 1): 0})
+    with pytest.raises(ValueError, match="sum to 1"):
+        discrete("q", u, {0: (1 - y) * r + y * s, 1: (1 - y) * (1 - r) + y * (1 + s)}, given=y)

@@ -165,13 +165,18 @@ def gaussian(variable: sp.Symbol, mean: object, variance: object, *, name: str =
 def discrete(name: str, variables: object, table: Mapping[object, object], given: object = ()) -> Discrete:
     """A distribution on atoms: ``table`` maps each atom (a value, or a tuple of values of ``variables``) to its probability.
 
-    Probabilities may depend on ``given`` (a conditional table) and on free parameters.
+    Probabilities may depend on ``given`` (a conditional table) and on free
+    parameters; they must sum to 1 for all of their values (a ``ValueError``
+    otherwise: a mistyped table is not an instance of anything).
     """
     names = _variables(variables)
     atoms = [sp.Tuple(*(atom if isinstance(atom, tuple) else (atom,))) for atom in table]
     if any(len(atom) != len(names) for atom in atoms):
         raise ValueError(f"every atom needs one value for each of {tuple(names)}")
     probs = [sp.sympify(p) for p in table.values()]
+    total = sp.Add(*probs)
+    if total != 1 and sp.simplify(sp.together(total - 1)) != 0:
+        raise ValueError(f"the probabilities of {name} do not sum to 1 (they sum to {total})")
     log_value = sp.Piecewise(
         *((sp.log(p), sp.And(*(sp.Eq(v, a) for v, a in zip(names, atom)))) for atom, p in zip(atoms, probs)),
         (sp.nan, True),
