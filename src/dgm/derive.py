@@ -48,7 +48,6 @@ Example::
 from __future__ import annotations
 
 import itertools
-import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -193,7 +192,8 @@ class Sampler:
         return point
 
 
-def _number(value: complex) -> str:
+def _number(value: complex | mpmath.mpc) -> str:
+    value = complex(value)
     return f"{value.real:.6g}" if abs(value.imag) <= 1e-12 * (1 + abs(value)) else f"{value:.6g}"
 
 
@@ -220,21 +220,21 @@ class _Side:
             except Exception:  # anything lambdify cannot print is evaluated by SymPy instead
                 self.function = None
 
-    def at(self, point: Mapping[sp.Symbol, sp.Expr]) -> complex | None:
-        """The side at ``point`` as a complex number; ``None`` where it is undefined or infinite."""
+    def at(self, point: Mapping[sp.Symbol, sp.Expr]) -> mpmath.mpc | None:
+        """The side at ``point`` (an mpmath number, to be compared at ``DIGITS`` digits); ``None`` where undefined or infinite."""
         try:
             if self.function is not None:
                 with mpmath.workdps(DIGITS):
-                    value = self.function(*(mpmath.mpf(str(point[s])) if point[s].is_Float else int(point[s]) for s in self.symbols))
-                    result = complex(value)
+                    arguments = (mpmath.mpf(str(point[s])) if point[s].is_Float else int(point[s]) for s in self.symbols)
+                    result = mpmath.mpc(self.function(*arguments))
             else:
                 value = sp.N(self.expr.subs(point), 20 if self.quadrature else DIGITS)
                 if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or not value.is_number:
                     return None
-                result = complex(value)
+                result = mpmath.mpc(complex(value))
         except (TypeError, ValueError, ZeroDivisionError, OverflowError, ArithmeticError):
             return None
-        if not (math.isfinite(result.real) and math.isfinite(result.imag)):
+        if not (mpmath.isfinite(result.real) and mpmath.isfinite(result.imag)):
             return None
         return result
 
@@ -414,15 +414,16 @@ class Derivation:
         tolerance = QUADRATURE_TOLERANCE if narrow else NUMERIC_TOLERANCE
         rng = random.Random(self.sampler.seed + points)
         evaluated = 0
-        for _ in range(points or self.sampler.points):
-            point = self.sampler.draw(symbols, rng, narrow=narrow)
-            a, b = left.at(point), right.at(point)
-            if a is None or b is None:
-                continue
-            if not holds(a, b, tolerance):
-                where, a_text, b_text = describe_point(point), _number(a), _number(b)
-                raise StepError(f"{failure} at {where}: left {a_text}, right {b_text}", point=where, left=a_text, right=b_text)
-            evaluated += 1
+        with mpmath.workdps(DIGITS):  # the sides are compared at full precision
+            for _ in range(points or self.sampler.points):
+                point = self.sampler.draw(symbols, rng, narrow=narrow)
+                a, b = left.at(point), right.at(point)
+                if a is None or b is None:
+                    continue
+                if not holds(a, b, tolerance):
+                    where, a_text, b_text = describe_point(point), _number(a), _number(b)
+                    raise StepError(f"{failure} at {where}: left {a_text}, right {b_text}", point=where, left=a_text, right=b_text)
+                evaluated += 1
         return "" if points else self._numeric_label(evaluated)
 
     def _numeric_free_of(
@@ -435,26 +436,27 @@ class Derivation:
         others = [s for s in symbols if s not in wrt]
         rng = random.Random(self.sampler.seed + rounds)
         evaluated = 0
-        for _ in range(rounds or max(3, self.sampler.points // 4)):
-            base = self.sampler.draw(others, rng, narrow=narrow)
-            values = []
-            for _ in range(4):
-                point = {**base, **self.sampler.draw(wrt, rng, narrow=narrow)}
-                a, b = left.at(point), right.at(point)
-                if a is None or b is None or b == 0:
-                    continue
-                value = a - b if relation == "const" else a / b
-                if relation == "propto" and not (value.real > 0 and abs(value.imag) <= tolerance * abs(value)):
-                    raise StepError(f"the ratio of the sides is {_number(value)} at {describe_point(point)}, not positive")
-                values.append((value, point))
-            for value, point in values[1:]:
-                if not _equal(value, values[0][0], tolerance):
-                    raise StepError(
-                        f"the {name} of the sides changes with {', '.join(map(str, wrt))}: "
-                        f"{_number(values[0][0])} at {describe_point(values[0][1])}, "
-                        f"{_number(value)} at {describe_point(point)}"
-                    )
-            evaluated += len(values)
+        with mpmath.workdps(DIGITS):  # differences and ratios of the sides at full precision
+            for _ in range(rounds or max(3, self.sampler.points // 4)):
+                base = self.sampler.draw(others, rng, narrow=narrow)
+                values = []
+                for _ in range(4):
+                    point = {**base, **self.sampler.draw(wrt, rng, narrow=narrow)}
+                    a, b = left.at(point), right.at(point)
+                    if a is None or b is None or b == 0:
+                        continue
+                    value = a - b if relation == "const" else a / b
+                    if relation == "propto" and not (value.real > 0 and abs(value.imag) <= tolerance * abs(value)):
+                        raise StepError(f"the ratio of the sides is {_number(value)} at {describe_point(point)}, not positive")
+                    values.append((value, point))
+                for value, point in values[1:]:
+                    if not _equal(value, values[0][0], tolerance):
+                        raise StepError(
+                            f"the {name} of the sides changes with {', '.join(map(str, wrt))}: "
+                            f"{_number(values[0][0])} at {describe_point(values[0][1])}, "
+                            f"{_number(value)} at {describe_point(point)}"
+                        )
+                evaluated += len(values)
         return "" if rounds else self._numeric_label(evaluated)
 
     def _numeric_label(self, evaluated: int) -> str:
