@@ -279,7 +279,7 @@ def check_page(browser: Browser, base: str, relative: str, viewport: Viewport, s
     page.on("console", lambda message: message.type == "error" and not blocked_noise(message.text)
             and report.problems.append(f"console error: {message.text[:300]} ({message.location.get('url', '')})"))
     page.on("pageerror", lambda error: report.problems.append(f"script error: {str(error)[:300]}"))
-    pending: set[str] = set()  # requests in flight, named if the page never goes quiet
+    pending: set[str] = set()  # requests in flight
     page.on("request", lambda request: pending.add(request.url))
     page.on("requestfinished", lambda request: pending.discard(request.url))
     page.on("requestfailed", lambda request: pending.discard(request.url))
@@ -296,7 +296,9 @@ def check_page(browser: Browser, base: str, relative: str, viewport: Viewport, s
             page.wait_for_function(WIDGETS_DONE, timeout=SETTLE_TIMEOUT_MS, polling=200)
         except PlaywrightTimeout:
             pass  # INSPECT names each blank widget
-        page.wait_for_load_state("networkidle", timeout=SETTLE_TIMEOUT_MS)
+        if not quiet(page, pending):
+            waiting = ", ".join(sorted(url.removeprefix(base) for url in pending))
+            report.problems.append(f"page still loading after {SETTLE_TIMEOUT_MS // 1000} s: {waiting}")
         page.evaluate(EXPAND)
         page.wait_for_timeout(300)  # the toggles' transitions
         found = page.evaluate(INSPECT)
@@ -308,11 +310,28 @@ def check_page(browser: Browser, base: str, relative: str, viewport: Viewport, s
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)  # as a reader first sees it
     except PlaywrightTimeout as error:
-        waiting = ", ".join(sorted(url.removeprefix(base) for url in pending)) or "no request in flight"
-        report.problems.append(f"page did not settle: {str(error).splitlines()[0]} ({waiting})")
+        report.problems.append(f"page did not settle: {str(error).splitlines()[0]}")
     finally:
         context.close()
     return report
+
+
+def quiet(page: Page, pending: set[str], for_s: float = 0.5) -> bool:
+    """Wait until no request has been in flight for ``for_s`` seconds (False after SETTLE_TIMEOUT_MS).
+
+    Playwright's own "networkidle" now and then never came, with nothing loading.
+    """
+    deadline = time.monotonic() + SETTLE_TIMEOUT_MS / 1000
+    quiet_since = None
+    while time.monotonic() < deadline:
+        if pending:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= for_s:
+            return True
+        page.wait_for_timeout(100)  # lets Playwright deliver the request events
+    return False
 
 
 def blocked_noise(text: str) -> bool:
