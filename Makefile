@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.dgm-installed
 LIBRARY := $(shell find src/dgm -name '*.py' -o -name '*.npz')
 LIBRARY_STAMP := _build/.dgm-library-stamp
 
-.PHONY: book test student check-site sync record env clean
+.PHONY: book test student check-site vendor sync record env clean
 
 env: $(INSTALLED)
 
@@ -37,9 +37,13 @@ test: $(INSTALLED)
 student: $(INSTALLED) $(LIBRARY_STAMP)
 	$(BIN)/python tools/build_student.py
 
-## Check the built site in headless Chromium; screenshots go to _build/screenshots.
+## Check the built site in headless Chromium, offline, at desktop and phone widths; screenshots go to _build/screenshots.
 check-site: book
 	$(BIN)/python tools/check_site.py
+
+## Refresh the vendored MathJax, RequireJS and widget manager in _vendor/ (needs npm; only to change a version).
+vendor:
+	$(PYTHON) tools/vendor_web.py
 
 ## After editing a notebook's or a page's .md: update its Colab install cell and its paired .ipynb.
 sync: $(INSTALLED)

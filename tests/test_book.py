@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,49 @@ def test_student_edition_has_no_solution(editions):
         assert probe not in student, f"a solution leaked into the student edition: {probe!r}"
     assert "exercise" in student and 'class="solution' not in student
     assert "student edition" in student
+
+
+class Assets(HTMLParser):
+    """The files a page loads by itself: scripts, stylesheets, preloads, icons, images (not links to follow)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag in ("script", "img", "source", "iframe") and attributes.get("src"):
+            self.urls.append(attributes["src"])
+        relations = set((attributes.get("rel") or "").split())
+        if tag == "link" and attributes.get("href") and relations - {"index", "search", "next", "prev"}:
+            self.urls.append(attributes["href"])
+
+
+def page_assets(page: Path) -> list[str]:
+    parser = Assets()
+    parser.feed(page.read_text())
+    return parser.urls
+
+
+def test_the_site_loads_nothing_from_the_network(editions):
+    """Issue 11: every script, style, font and image comes from the site, and MathJax and the widget
+    manager only reach the pages that use them (tools/check_site.py checks the same in a browser)."""
+    for site in editions.values():
+        pages = sorted(page for page in site.rglob("*.html") if not page.relative_to(site).parts[0].startswith("_"))
+        assert pages
+        for page in pages:
+            for url in page_assets(page):
+                assert not re.match(r"(https?:)?//", url), f"{page.relative_to(site)} loads {url}"
+                target = (page.parent / url.split("?")[0].split("#")[0]).resolve()
+                assert target.is_file(), f"{page.relative_to(site)} loads {url}, which is not in the site"
+        for css in (site / "_static").rglob("*.css"):
+            for url in re.findall(r"url\(\s*['\"]?([^'\")]+)", css.read_text()):
+                assert not re.match(r"(https?:)?//", url), f"{css.relative_to(site)} loads {url}"
+        widget_pages = {page.relative_to(site).as_posix() for page in pages if "widget-state+json" in page.read_text()}
+        assert widget_pages >= {"notebooks/vae_mnist.html", "notebooks/dirac_gan.html"}
+        for page in pages:
+            scripts = " ".join(page_assets(page))
+            name = page.relative_to(site).as_posix()
+            assert ("embed-amd.js" in scripts) == (name in widget_pages), name
+            if 'class="math' in page.read_text():  # (Sphinx also loads it on a page whose toctree holds math: the root)
+                assert "mathjax/es5/tex-mml-chtml.js" in scripts, name

@@ -32,6 +32,9 @@ def main() -> None:
         config["title"] = f"{config['title']} (student edition)"
     config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = not args.keep_solutions
     config["execute"]["cache"] = str(ROOT / config["execute"]["cache"])
+    # Paths in a _config.yml are read relative to it: this one is written elsewhere.
+    extensions = config["sphinx"].get("local_extensions", {})
+    config["sphinx"]["local_extensions"] = {name: str(ROOT / path) for name, path in extensions.items()}
     config_path = args.output / "_config.yml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
