@@ -736,7 +736,7 @@ def run_mutant(page: Path, mutant: Mutant, original: dict, timeout: float) -> Mu
         mutant.verdict, mutant.step = "REJECTED", result.get("step", "")
         mutant.detail = result.get("message", "").splitlines()[-1].strip()[:200] if result.get("message") else ""
     elif status == "error":
-        mutant.verdict, mutant.detail = "ERROR", f"{result.get('message', '')} [{result.get('where', '')}]"[:400]
+        mutant.verdict, mutant.detail = "ERROR", f"[{result.get('where', '')}] {result.get('message', '')}"[:400]
     elif status == "timeout":
         mutant.verdict = "TIMEOUT"
     else:
