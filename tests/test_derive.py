@@ -235,3 +235,12 @@ def test_a_statement_shows_the_checked_endpoints_with_a_label():
     assert r", \qquad t = " in both.to_latex() and both.label == "both"
     with pytest.raises(ValueError, match="mix"):
         Derivation(x).le(x + 1, "add 1").ge(x, "drop 1").statement()
+
+
+def test_a_side_the_instance_cannot_evaluate_fails_naming_the_step():
+    from dgm.notation import E, density, gaussian
+
+    q = gaussian(z, mu, sigma2, name="q")
+    joint = density("p", (x, z), -(x**2) - z**2)  # no expectation rule over two variables
+    with pytest.raises(StepError, match=r"step 1 \(no rule\) of the derivation cannot be evaluated"):
+        Derivation(E(z, q)).eq(E(z, joint), "no rule")

@@ -350,6 +350,13 @@ class Derivation:
     def _verify(self, number: int, relation: Relation, lhs: sp.Expr, rhs: sp.Expr, why: str, wrt: tuple[sp.Symbol, ...]) -> str:
         try:
             return self.check(relation, lhs, rhs, wrt)
+        except CannotCheck:
+            raise
+        except (ValueError, TypeError, NotImplementedError) as error:  # a side the instance cannot evaluate
+            raise StepError(
+                f"step {number} ({why}) of {self.title or 'the derivation'} cannot be evaluated on the instance:\n"
+                f"  left:  {latex(lhs)}\n  {relation}\n  right: {latex(rhs)}\n  {type(error).__name__}: {error}"
+            ) from error
         except StepError as error:
             raise StepError(
                 f"step {number} ({why}) of {self.title or 'the derivation'} does not hold:\n"
