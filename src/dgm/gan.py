@@ -6,10 +6,17 @@ $\operatorname{softplus}(t) = \log(1 + e^t)$, so that $-\log D = \operatorname{s
 and $-\log(1 - D) = \operatorname{softplus}(h)$ never take the log of a rounded zero.
 
 * ``"minimax"`` and ``"non_saturating"`` share the discriminator's loss
-  (book/gan, eq. gan-value); they differ in the generator's (eq. gan-nonsaturating).
-* ``"wasserstein"`` reads $h$ as a critic $f$ (book/gan, eq. wgan); with
+  (book/gan, eq. gan-value); they differ in the generator's. At the optimal
+  discriminator the game's value is $2\,\mathrm{JS}(p_d \,\|\, p_g) - \log 4$,
+  which the minimax generator minimises, and the non-saturating loss
+  $-\mathbb E_{p_g}[\log D]$ equals $\mathrm{KL}(p_g \,\|\, p_d) + \log 2 - \mathrm{KL}(p_g \,\|\, m)$
+  with $m = \tfrac12(p_d + p_g)$ (eq. gan-nonsaturating): the reverse KL plus a
+  term between 0 and $\log 2$. It is the log-odds form $\mathbb E_{p_g}[\log((1 - D)/D)]$,
+  not implemented here, that equals $\mathrm{KL}(p_g \,\|\, p_d)$ exactly.
+* ``"wasserstein"`` reads $h$ as a critic $f$ whose $\mathbb E_{p_d}[f] - \mathbb E_{p_g}[f]$
+  estimates $W(p_d, p_g)$ (book/gan, Kantorovich–Rubinstein duality); with
   ``gradient_penalty > 0`` it is WGAN-GP (Gulrajani et al., 2017).
-* ``pack = m`` makes the discriminator judge $m$ samples at once, all real
+* ``pack = k`` makes the discriminator judge $k$ samples at once, all real
   or all fake (PacGAN (Lin et al., 2018)).
 
 The training loop :func:`train_gan` writes the alternating updates out: the
@@ -103,7 +110,8 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, objective: Obje
     r"""The discriminator's loss (to minimise) from its logits on real and on fake packs.
 
     Standard GAN: $-\mathbb E_{p_d}[\log D] - \mathbb E_{p_g}[\log(1 - D)]$ (book/gan, eq. gan-value).
-    Wasserstein: $\mathbb E_{p_g}[f] - \mathbb E_{p_d}[f]$ (book/gan, eq. wgan).
+    Wasserstein: $\mathbb E_{p_g}[f] - \mathbb E_{p_d}[f]$, minus the critic's estimate of $W$
+    (book/gan, section "Parallel lines").
     """
     if objective == "wasserstein":
         # $-\hat W = \mathbb E_{p_g}[f] - \mathbb E_{p_d}[f]$
@@ -119,7 +127,9 @@ def generator_loss(fake_logits: Tensor, objective: Objective) -> dict[str, Tenso
     r"""The generator's loss (to minimise) from the discriminator's logits on fake packs.
 
     * minimax: $\mathbb E_{p_g}[\log(1 - D)] = -\mathbb E[\mathrm{softplus}(h)]$;
-    * non-saturating: $-\mathbb E_{p_g}[\log D] = \mathbb E[\mathrm{softplus}(-h)]$ (book/gan, eq. gan-nonsaturating);
+    * non-saturating: $-\mathbb E_{p_g}[\log D] = \mathbb E[\mathrm{softplus}(-h)]$, which at the optimal
+      discriminator is $\mathrm{KL}(p_g \,\|\, p_d) + \log 2 - \mathrm{KL}(p_g \,\|\, m)$, not
+      $\mathrm{KL}(p_g \,\|\, p_d)$ (book/gan, eq. gan-nonsaturating);
     * Wasserstein: $-\mathbb E_{p_g}[f]$.
     """
     if objective == "minimax":
