@@ -209,3 +209,24 @@ def densities_in(derivations: list[Derivation]) -> list[Density]:
                 if isinstance(node, Density) and node not in found:
                     found.append(node)
     return found
+
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+
+
+def check_page(name: str, limit: int = 8) -> None:
+    """Run book/NAME.md and judge every step of every derivation on it; fail with what slipped or was refused."""
+    derivations, _ = run_page(BOOK / f"{name}.md")
+    assert derivations, f"book/{name}.md made no derivation"
+    densities = densities_in(derivations)
+    refused = 0
+    slipped: list[str] = []
+    false_alarms: list[str] = []
+    for derivation in derivations:
+        verdicts = judge(derivation, densities, limit=limit)
+        refused += verdicts.refused
+        slipped += verdicts.slipped
+        false_alarms += verdicts.false_alarms
+    assert not slipped, f"book/{name}.md: wrong steps the engine accepted: {slipped}"
+    assert not false_alarms, f"book/{name}.md: right rewrites the engine refused: {false_alarms}"
+    assert refused > 0
