@@ -1,7 +1,7 @@
 """Mutation testing of derivations: perturb what a step displays and see the engine refuse it.
 
 Every step of a page is a displayed formula printed from the checked object
-(:mod:`dgm.notation`). :func:`mutants` changes that object the way a typo or
+(:mod:`dgm.derivations.notation`). :func:`mutants` changes that object the way a typo or
 a slip in a derivation would (flip a sign, drop a ½, swap the arguments of a
 KL, write σ for σ², drop a term, move the bound of a sum, change a constant),
 and :func:`rewrites` changes only its form (reorder a sum, replace notation by
@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import jupytext
 import sympy as sp
 from IPython.core.inputtransformer2 import TransformerManager
 
-from dgm.derive import Derivation, StepError, _concrete, recording
-from dgm.notation import KL, Density, Expectation, Notation, in_order, latex
+from dgm.derivations.derive import Derivation, StepError, _concrete, recording
+from dgm.derivations.notation import KL, Density, Expectation, Notation, in_order, latex
 
 
 def _replace_at(expr: sp.Basic, path: tuple[int, ...], new: sp.Basic) -> sp.Basic:

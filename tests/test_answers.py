@@ -3,8 +3,8 @@
 import pytest
 import sympy as sp
 
-from dgm.answers import check
-from dgm.exercises import EXERCISES, check_answer
+from dgm.derivations.answers import check
+from dgm.derivations.exercises import EXERCISES, check_answer
 
 mu = sp.Symbol("mu", real=True)
 sigma = sp.Symbol("sigma", positive=True)

@@ -15,8 +15,8 @@ import time
 import pytest
 import sympy as sp
 
-from dgm.answers import MAX_LENGTH, QUOTE_LENGTH, TIME_LIMIT, check, parse_answer
-from dgm.exercises import EXERCISES, check_answer
+from dgm.derivations.answers import MAX_LENGTH, QUOTE_LENGTH, TIME_LIMIT, check, parse_answer
+from dgm.derivations.exercises import EXERCISES, check_answer
 
 mu = sp.Symbol("mu", real=True)
 sigma = sp.Symbol("sigma", positive=True)

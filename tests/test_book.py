@@ -27,7 +27,7 @@ kernelspec:
 
 ```{{code-cell}} ipython3
 import sympy as sp
-from dgm.derive import Derivation
+from dgm.derivations.derive import Derivation
 
 x = sp.Symbol("x", real=True)
 Derivation((x + 1) ** 2).eq({step}, "expand the square")

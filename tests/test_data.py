@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from dgm import data
+from dgm.data import mnist
 
 
 def test_quick_profile_uses_the_bundled_subset():
-    train, test = data.mnist("train"), data.mnist("test")
+    train, test = mnist.load("train"), mnist.load("test")
     assert train.images.shape == (2000, 1, 28, 28) and train.images.dtype == torch.uint8
     assert test.images.shape == (500, 1, 28, 28)
     assert torch.bincount(train.labels).tolist() == [200] * 10
@@ -30,8 +30,8 @@ def test_full_loader_reads_official_gz_files(tmp_path):
     for prefix, count in (("train", 12), ("t10k", 5)):
         write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)))
         write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, count))
-    train = data.mnist_full("train", root=tmp_path, download=False)
-    test = data.mnist_full("test", root=tmp_path, download=False)
+    train = mnist.full("train", root=tmp_path, download=False)
+    test = mnist.full("test", root=tmp_path, download=False)
     assert train.images.shape == (12, 1, 28, 28) and test.images.shape == (5, 1, 28, 28)
     assert (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()
 
@@ -39,22 +39,22 @@ def test_full_loader_reads_official_gz_files(tmp_path):
 def test_missing_dataset_is_one_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("DGM_PROFILE", "full")
     monkeypatch.setenv("DGM_DATA", str(tmp_path))
-    with pytest.raises(data.DatasetNotFoundError) as error:
-        data.mnist("train", download=False)
+    with pytest.raises(mnist.DatasetNotFoundError) as error:
+        mnist.load("train", download=False)
     message = str(error.value)
     assert str(tmp_path) in message and "DGM_DATA" in message and "DGM_PROFILE=quick" in message
 
 
 def test_bad_split():
     with pytest.raises(ValueError, match="split"):
-        data.mnist("validation")  # type: ignore[arg-type]
+        mnist.load("validation")  # type: ignore[arg-type]
 
 
 def test_binarize_and_dequantize():
     generator = torch.Generator().manual_seed(0)
     probabilities = torch.full((20_000,), 0.3)
-    assert data.binarize(probabilities, generator).mean().item() == pytest.approx(0.3, abs=0.01)
+    assert mnist.binarize(probabilities, generator).mean().item() == pytest.approx(0.3, abs=0.01)
     levels = torch.tensor([0, 255], dtype=torch.uint8).repeat(1000)
-    values = data.dequantize(levels, generator)
+    values = mnist.dequantize(levels, generator)
     assert values.min() >= 0 and values.max() < 1
     assert ((values * 256).floor() == levels.float()).all()

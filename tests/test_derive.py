@@ -7,9 +7,9 @@ negative ratio, a non-finite side, and a coincidence at the sampled points.
 import pytest
 import sympy as sp
 
-from dgm.derive import CannotCheck, Derivation, StepError
-from dgm.instances import LinearGaussian, gaussian_expectation, normal_logpdf
-from dgm.notation import in_order
+from dgm.derivations.derive import CannotCheck, Derivation, StepError
+from dgm.derivations.instances import LinearGaussian, gaussian_expectation, normal_logpdf
+from dgm.derivations.notation import in_order
 
 x = sp.Symbol("x", real=True)
 t = sp.Symbol("t", positive=True)
@@ -41,7 +41,7 @@ def test_perturbed_equality_fails_naming_step_and_sides(wrong, what):
 
 
 def test_missing_half_in_gaussian_kl_fails():
-    from dgm.notation import KL, gaussian
+    from dgm.derivations.notation import KL, gaussian
 
     kl = KL(gaussian(z, mu, sigma2, name="q"), gaussian(z, 0, 1, name="p"))
     right = (mu**2 + sigma2 - 1 - sp.log(sigma2)) / 2
@@ -216,7 +216,7 @@ def test_verify_step_names_the_step_it_tries():
 
 
 def test_recording_collects_the_derivations_made():
-    from dgm.derive import recording
+    from dgm.derivations.derive import recording
 
     with recording() as made:
         Derivation(x).eq(x + t - t + sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1, "zero terms")
@@ -238,7 +238,7 @@ def test_a_statement_shows_the_checked_endpoints_with_a_label():
 
 
 def test_a_side_the_instance_cannot_evaluate_fails_naming_the_step():
-    from dgm.notation import E, density, gaussian
+    from dgm.derivations.notation import E, density, gaussian
 
     q = gaussian(z, mu, sigma2, name="q")
     joint = density("p", (x, z), -(x**2) - z**2)  # no expectation rule over two variables

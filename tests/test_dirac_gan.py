@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dgm.dirac_gan import DiracGAN, f_prime
+from dgm.adversarial.dirac_gan import DiracGAN, f_prime
 
 GAMES = [
     DiracGAN(),
@@ -70,7 +70,7 @@ def test_library_eigenvalues_match_sympy_eigenvalues_of_the_derived_jacobian():
     """The closed forms in DiracGAN.predicted_eigenvalues against SymPy's eigenvalues of the Jacobian of the game."""
     import sympy as sp
 
-    from dgm.instances import gaussian_expectation
+    from dgm.derivations.instances import gaussian_expectation
 
     theta, psi, eps, u = sp.symbols("theta psi epsilon u", real=True)
     sigma, gamma, h = sp.symbols("sigma gamma h", nonnegative=True)

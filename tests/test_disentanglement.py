@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from dgm.disentanglement import discretize, entropy, factor_vae_metric, mig, mutual_information, random_factors
+from dgm.data.factors import random_factors
+from dgm.evaluation.disentanglement import discretize, entropy, factor_vae_metric, mig, mutual_information
 
 SIZES = (3, 6, 40, 32, 32)  # dSprites' grid
 

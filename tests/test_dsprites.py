@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dgm import dsprites
+from dgm.data import dsprites
 
 
 def test_the_grid_has_the_original_factor_sizes():

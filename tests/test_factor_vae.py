@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from dgm import dsprites
-from dgm.factor_vae import (
+from dgm.data import dsprites
+from dgm.distributions import bernoulli_log_likelihood, gaussian_kl
+from dgm.latent.factor_vae import (
     FactorVAESettings,
     objective_loss,
     permute_dims,
@@ -13,7 +14,7 @@ from dgm.factor_vae import (
     tc_discriminator_loss,
     train_factor_vae,
 )
-from dgm.vae import VAE, VAESettings, bernoulli_log_likelihood, gaussian_kl
+from dgm.latent.vae import VAE, VAESettings
 
 
 def small_vae() -> VAE:

@@ -7,7 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dgm.gan import GAN, AdversarialSettings, GANSettings, discriminator_loss, generator_loss, gradient_penalty, train_gan
+from dgm.adversarial.gan import (
+    GAN,
+    AdversarialSettings,
+    GANSettings,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    train_gan,
+)
 
 
 def test_losses_match_their_formulas():

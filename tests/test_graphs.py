@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dgm.graphs import BayesNet, pairwise_statements
+from dgm.derivations.graphs import BayesNet, pairwise_statements
 
 ALARM = [("A", "T"), ("O", "T"), ("T", "M"), ("T", "S")]
 DIAMOND = [("C", "R"), ("C", "S"), ("R", "W"), ("S", "W"), ("W", "G")]

@@ -5,9 +5,19 @@ import math
 import pytest
 import torch
 
-from dgm import data
-from dgm.hvae import HVAE, HVAEObjective, HVAESettings, active_units, evaluate, free_bits, hvae_loss, hvae_terms, iwae_bound
-from dgm.train import TrainSettings, fit
+from dgm.data import mnist
+from dgm.latent.hvae import (
+    HVAE,
+    HVAEObjective,
+    HVAESettings,
+    active_units,
+    evaluate,
+    free_bits,
+    hvae_loss,
+    hvae_terms,
+    iwae_bound,
+)
+from dgm.training import TrainSettings, fit
 
 # the linear-Gaussian instance of book/hvae.md
 A, C, D, S1, V1, V2, X = 0.8, 0.4, 0.3, 0.6, 0.2, 0.7, 1.2
@@ -108,12 +118,12 @@ def test_the_skip_connection_lets_z2_reach_the_decoder():
 
 def test_seeded_training_on_the_bundled_digits_raises_the_elbo():
     torch.manual_seed(0)
-    train, test = data.mnist_subset("train"), data.mnist_subset("test")
-    binary = data.binarize(test.floats()[:200], generator=torch.Generator().manual_seed(0))
+    train, test = mnist.subset("train"), mnist.subset("test")
+    binary = mnist.binarize(test.floats()[:200], generator=torch.Generator().manual_seed(0))
     model = HVAE()
     before = evaluate(model, binary, samples=5)
     fit(model, HVAEObjective(), train.images, TrainSettings(epochs=2, batch_size=64, lr=1e-3, progress=False),
-        transform=lambda batch: data.binarize(batch.float() / 255.0))
+        transform=lambda batch: mnist.binarize(batch.float() / 255.0))
     after = evaluate(model, binary, samples=5)
     assert before["elbo"] < -500 and after["elbo"] > -230
     assert after["iwae"] >= after["elbo"]

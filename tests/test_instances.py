@@ -6,7 +6,13 @@ import pytest
 import sympy as sp
 import torch
 
-from dgm.instances import LinearGaussian, discrete_expectation, gaussian_expectation, gaussian_moment, normal_logpdf
+from dgm.derivations.instances import (
+    LinearGaussian,
+    discrete_expectation,
+    gaussian_expectation,
+    gaussian_moment,
+    normal_logpdf,
+)
 
 z = sp.Symbol("z", real=True)
 m, v = sp.Symbol("m", real=True), sp.Symbol("v", positive=True)

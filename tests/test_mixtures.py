@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dgm import mixtures
+from dgm.data import mixtures
 
 
 def test_ring_and_grid_geometry():

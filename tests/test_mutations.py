@@ -8,9 +8,8 @@ The pages are split over two files so that pytest-xdist (``--dist loadfile``)
 runs the two halves on its two workers.
 """
 
-import pytest
-
 import mutations
+import pytest
 
 
 @pytest.mark.parametrize("page", ["pgm", "vi", "gan", "dirac_gan"])

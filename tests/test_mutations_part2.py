@@ -1,8 +1,7 @@
 """Part II: every page's derivations refuse their mutants (see test_mutations.py)."""
 
-import pytest
-
 import mutations
+import pytest
 
 
 @pytest.mark.parametrize("page", ["vae", "beta_vae", "hvae"])

@@ -3,9 +3,9 @@
 import pytest
 import sympy as sp
 
-from dgm.derive import Derivation, StepError
-from dgm.instances import LinearGaussian
-from dgm.notation import (
+from dgm.derivations.derive import Derivation, StepError
+from dgm.derivations.instances import LinearGaussian
+from dgm.derivations.notation import (
     KL,
     E,
     Grad,

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from dgm import data
-from dgm.quality import DigitClassifier, accuracy, features, frechet_distance, judge, train_classifier
-from dgm.train import TrainSettings
+from dgm.data import mnist
+from dgm.evaluation.quality import DigitClassifier, accuracy, features, frechet_distance, judge, train_classifier
+from dgm.training import TrainSettings
 
 
 def test_frechet_distance_of_gaussians_matches_the_closed_form():
@@ -43,7 +43,7 @@ def test_frechet_distance_refuses_mismatched_features():
 
 
 def test_the_classifier_learns_the_subset_and_judges_real_digits_as_close():
-    train, test = data.mnist_subset("train"), data.mnist_subset("test")
+    train, test = mnist.subset("train"), mnist.subset("test")
     model, history = train_classifier(train.images, train.labels, TrainSettings(epochs=3, batch_size=64, progress=False))
     assert history.terms["accuracy"][-1] > 0.85  # the mean over the third epoch
     assert accuracy(model, test.images, test.labels) > 0.85  # 0.93 with this seed (torch 2.14, CPU)

@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from dgm import data
-from dgm.train import TrainSettings, fit, load_checkpoint
-from dgm.vae import VAE, VAESettings, vae_loss
+from dgm.data import mnist
+from dgm.latent.vae import VAE, VAESettings, vae_loss
+from dgm.training import TrainSettings, fit, load_checkpoint
 
 
 def binarized(batch: torch.Tensor) -> torch.Tensor:
-    return data.binarize(batch.float() / 255.0)
+    return mnist.binarize(batch.float() / 255.0)
 
 
 def small_model() -> VAE:
@@ -18,7 +18,7 @@ def small_model() -> VAE:
 
 
 def test_seeded_training_reaches_a_loss_threshold():
-    images = data.mnist_subset("train").images
+    images = mnist.subset("train").images
     history = fit(small_model(), vae_loss, images, TrainSettings(epochs=4, batch_size=100, progress=False), transform=binarized)
     losses = history.terms["loss"]
     assert losses[-1] < losses[0] - 40  # -ELBO falls from ~300 nats
@@ -27,7 +27,7 @@ def test_seeded_training_reaches_a_loss_threshold():
 
 
 def test_resume_continues_exactly_where_it_stopped(tmp_path):
-    images = data.mnist_subset("train").images[:600]
+    images = mnist.subset("train").images[:600]
     torch.manual_seed(1)
     straight = fit(small_model(), vae_loss, images, TrainSettings(epochs=4, batch_size=100, progress=False), transform=binarized)
 
@@ -40,7 +40,7 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
 
 
 def test_interrupt_keeps_the_last_finished_epoch(tmp_path):
-    images = data.mnist_subset("train").images[:400]
+    images = mnist.subset("train").images[:400]
     checkpoint = tmp_path / "run.pt"
     calls = {"n": 0}
 
@@ -60,7 +60,7 @@ def test_interrupt_keeps_the_last_finished_epoch(tmp_path):
 
 
 def test_checkpoint_of_another_model_is_refused_clearly(tmp_path):
-    images = data.mnist_subset("train").images[:200]
+    images = mnist.subset("train").images[:200]
     checkpoint = tmp_path / "run.pt"
     fit(small_model(), vae_loss, images, TrainSettings(epochs=1, checkpoint=checkpoint, progress=False), transform=binarized)
     other = VAE(VAESettings(latent_dim=4, hidden=(16,)))
@@ -69,7 +69,7 @@ def test_checkpoint_of_another_model_is_refused_clearly(tmp_path):
 
 
 def test_checkpoint_loads_with_weights_only(tmp_path):
-    images = data.mnist_subset("train").images[:200]
+    images = mnist.subset("train").images[:200]
     checkpoint = tmp_path / "run.pt"
     fit(small_model(), vae_loss, images, TrainSettings(epochs=1, checkpoint=checkpoint, progress=False), transform=binarized)
     state = torch.load(checkpoint, weights_only=True)
@@ -77,7 +77,7 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
 
 
 def test_time_budget_stops_at_an_epoch_boundary():
-    images = data.mnist_subset("train").images[:200]
+    images = mnist.subset("train").images[:200]
     history = fit(small_model(), vae_loss, images, TrainSettings(epochs=50, time_budget_s=0.0, progress=False), transform=binarized)
     assert history.epochs == 1 and history.stopped_by_budget
 
@@ -88,7 +88,7 @@ def test_bad_settings():
 
 
 def test_tuple_data_must_have_one_length():
-    from dgm.quality import DigitClassifier, classification_loss
+    from dgm.evaluation.quality import DigitClassifier, classification_loss
 
     images, labels = torch.zeros(10, 1, 28, 28, dtype=torch.uint8), torch.zeros(9, dtype=torch.long)
     with pytest.raises(ValueError, match="same length"):

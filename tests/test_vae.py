@@ -7,8 +7,9 @@ import sympy as sp
 import torch
 from torch.distributions import Bernoulli, Normal
 
-from dgm import vae
-from dgm.instances import LinearGaussian, gaussian_expectation, normal_logpdf
+from dgm import distributions
+from dgm.derivations.instances import LinearGaussian, gaussian_expectation, normal_logpdf
+from dgm.latent import vae
 
 z = sp.Symbol("z", real=True)
 mu, mu_z = sp.Symbol("mu", real=True), sp.Symbol("mu_z", real=True)
@@ -31,7 +32,7 @@ def test_gaussian_kl_matches_the_sympy_derivation(gen):
     mean = torch.randn(6, 4, generator=gen, dtype=torch.float64)
     log_var = torch.randn(6, 4, generator=gen, dtype=torch.float64)
     expected = torch.tensor(dtype=torch.float64, data=[[kl_1d(float(m), math.exp(float(s))) for m, s in zip(rm, rs)] for rm, rs in zip(mean, log_var)])
-    torch.testing.assert_close(vae.gaussian_kl(mean, log_var), expected.sum(1))
+    torch.testing.assert_close(distributions.gaussian_kl(mean, log_var), expected.sum(1))
 
 
 def test_gaussian_kl_matches_monte_carlo(gen):
@@ -40,7 +41,7 @@ def test_gaussian_kl_matches_monte_carlo(gen):
     q = Normal(mean, (0.5 * log_var).exp())
     samples = q.sample((400_000,))
     estimate = (q.log_prob(samples) - Normal(0.0, 1.0).log_prob(samples)).sum(-1).mean()
-    assert abs(estimate.item() - vae.gaussian_kl(mean, log_var).item()) < 0.01
+    assert abs(estimate.item() - distributions.gaussian_kl(mean, log_var).item()) < 0.01
 
 
 def test_kl_to_learned_prior_matches_sympy_and_reduces_to_standard(gen):
@@ -54,9 +55,9 @@ def test_kl_to_learned_prior_matches_sympy_and_reduces_to_standard(gen):
             for rm, rs in zip(mean, log_var)
         ]
     )
-    torch.testing.assert_close(vae.gaussian_kl_between(mean, log_var, prior_mean, prior_log_var), expected)
+    torch.testing.assert_close(distributions.gaussian_kl_between(mean, log_var, prior_mean, prior_log_var), expected)
     zeros = torch.zeros(3, dtype=torch.float64)
-    torch.testing.assert_close(vae.gaussian_kl_between(mean, log_var, zeros, zeros), vae.gaussian_kl(mean, log_var))
+    torch.testing.assert_close(distributions.gaussian_kl_between(mean, log_var, zeros, zeros), distributions.gaussian_kl(mean, log_var))
 
 
 def test_bernoulli_log_likelihood_matches_sympy_and_torch(gen):
@@ -66,10 +67,10 @@ def test_bernoulli_log_likelihood_matches_sympy_and_torch(gen):
     pixels = torch.bernoulli(torch.full((3, 5), 0.4, dtype=torch.float64), generator=gen)
     logits = 3 * torch.randn(3, 5, generator=gen, dtype=torch.float64)
     expected = torch.tensor(dtype=torch.float64, data=[sum(formula(float(a), float(b)) for a, b in zip(r, s)) for r, s in zip(pixels, logits)])
-    torch.testing.assert_close(vae.bernoulli_log_likelihood(pixels, logits), expected)
-    torch.testing.assert_close(vae.bernoulli_log_likelihood(pixels, logits), Bernoulli(logits=logits).log_prob(pixels).sum(-1))
+    torch.testing.assert_close(distributions.bernoulli_log_likelihood(pixels, logits), expected)
+    torch.testing.assert_close(distributions.bernoulli_log_likelihood(pixels, logits), Bernoulli(logits=logits).log_prob(pixels).sum(-1))
     # stable where sigmoid(logit) rounds to 1: the exact value is -40, not -inf
-    assert vae.bernoulli_log_likelihood(torch.zeros(1, 1), torch.full((1, 1), 40.0)).item() == pytest.approx(-40.0)
+    assert distributions.bernoulli_log_likelihood(torch.zeros(1, 1), torch.full((1, 1), 40.0)).item() == pytest.approx(-40.0)
 
 
 def test_gaussian_log_likelihood_matches_sympy_and_torch(gen):
@@ -78,8 +79,8 @@ def test_gaussian_log_likelihood_matches_sympy_and_torch(gen):
     data, mean = torch.rand(4, 6, generator=gen, dtype=torch.float64), torch.rand(4, 6, generator=gen, dtype=torch.float64)
     log_var = torch.randn(6, generator=gen, dtype=torch.float64)
     expected = torch.tensor(dtype=torch.float64, data=[sum(formula(float(a), float(b), math.exp(float(c))) for a, b, c in zip(r, s, log_var)) for r, s in zip(data, mean)])
-    torch.testing.assert_close(vae.gaussian_log_likelihood(data, mean, log_var), expected)
-    torch.testing.assert_close(vae.gaussian_log_likelihood(data, mean, log_var), Normal(mean, (0.5 * log_var).exp()).log_prob(data).sum(-1))
+    torch.testing.assert_close(distributions.gaussian_log_likelihood(data, mean, log_var), expected)
+    torch.testing.assert_close(distributions.gaussian_log_likelihood(data, mean, log_var), Normal(mean, (0.5 * log_var).exp()).log_prob(data).sum(-1))
 
 
 def linear_gaussian_vae(w=1.5, b=0.3, s2=0.25, encoder_mean=0.3, encoder_var=0.5) -> vae.VAE:

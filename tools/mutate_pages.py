@@ -26,7 +26,7 @@ fresh subprocess (all code cells but the Colab install cell, magics through
 IPython's ``TransformerManager``, matplotlib on Agg, ``display`` a no-op).
 Verdicts:
 
-* ``REJECTED``   a :class:`dgm.derive.StepError` stopped the page (the step it named is reported);
+* ``REJECTED``   a :class:`dgm.derivations.derive.StepError` stopped the page (the step it named is reported);
 * ``ERROR``      another exception (the mutant broke the code; not the engine's catch);
 * ``TIMEOUT``    the page did not finish within ``--timeout`` seconds;
 * ``EQUIVALENT`` the page ran clean and an independent oracle finds every derivation's
@@ -480,8 +480,8 @@ def _number(value) -> list | None:
 
 def oracle_dump(derivations: list, renamed: list[str] = ()) -> list[dict]:
     """Each derivation's expressions evaluated on the instance at the oracle's points (and at moved points for ∝, =_c)."""
-    from dgm.derive import _concrete, _Side
-    from dgm.notation import latex
+    from dgm.derivations.derive import _concrete, _Side
+    from dgm.derivations.notation import latex
 
     dump = []
     for derivation in derivations:
@@ -554,7 +554,7 @@ def child(job_path: str) -> None:
         display_functions.display = nothing
     except ImportError:
         pass
-    from dgm.derive import StepError, recording
+    from dgm.derivations.derive import StepError, recording
 
     page = Path(job["page"])
     replace = {int(k): v for k, v in job.get("replace", {}).items()}

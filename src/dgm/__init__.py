@@ -1,25 +1,30 @@
 """dgm: the shared library of the Deep Generative Models course companion.
 
-One concept per module:
+Grouped so that a chapter's code is found under the chapter's name; one concept
+per module. Dependencies point one way — the book's pages and notebooks import
+``dgm``; inside ``dgm`` a package imports only those above it in this list
+(``tests/test_layout.py`` checks it):
 
-* :mod:`dgm.derive` — derivations whose every step is checked;
-* :mod:`dgm.instances` — tractable instances (Gaussians, the linear-Gaussian model);
-* :mod:`dgm.graphs` — Bayesian networks on binary variables: d-separation against the joint table;
-* :mod:`dgm.answers` and :mod:`dgm.exercises` — grading formula answers;
 * :mod:`dgm.profile` — the quick/full switch, the device, the run record;
-* :mod:`dgm.data` — datasets (MNIST);
-* :mod:`dgm.dsprites` — dSprites, re-rendered from its factor grid;
-* :mod:`dgm.mixtures` — 2-D Gaussian mixtures and their mode-coverage score;
-* :mod:`dgm.nets` — plain networks;
-* :mod:`dgm.vae` — the VAE, its losses and the IWAE bound;
-* :mod:`dgm.factor_vae` — β-VAE and FactorVAE: the objective, the TC discriminator, the alternating loop;
-* :mod:`dgm.disentanglement` — the FactorVAE metric and the mutual information gap;
-* :mod:`dgm.hvae` — the two-layer hierarchical VAE, free bits, KL warm-up, active units;
-* :mod:`dgm.gan` — GAN losses (standard, non-saturating, WGAN-GP), packing, the alternating loop;
-* :mod:`dgm.dirac_gan` — the Dirac-GAN's dynamics and their eigenvalues;
-* :mod:`dgm.train` — the training loop with checkpoints;
-* :mod:`dgm.metrics` — evaluation (ELBO, IWAE NLL, active units);
-* :mod:`dgm.quality` — judging MNIST samples: a digit classifier and the Fréchet distance;
+* :mod:`dgm.derivations` — the checked derivations behind every page (SymPy only, no torch):
+  :mod:`~dgm.derivations.notation` (objects printed as the book writes them),
+  :mod:`~dgm.derivations.derive` (chains whose every step is checked),
+  :mod:`~dgm.derivations.instances` (tractable instances),
+  :mod:`~dgm.derivations.graphs` (Bayesian networks, d-separation),
+  :mod:`~dgm.derivations.formulas`, :mod:`~dgm.derivations.answers` and
+  :mod:`~dgm.derivations.exercises` (grading formula answers);
+* :mod:`dgm.distributions` — Gaussian and Bernoulli log-densities, KL, the reparameterised draw;
+* :mod:`dgm.networks` — plain networks;
+* :mod:`dgm.data` — :mod:`~dgm.data.mnist`, :mod:`~dgm.data.dsprites` (re-rendered from
+  its :mod:`~dgm.data.factors`), :mod:`~dgm.data.mixtures` (2-D Gaussian mixtures);
+* :mod:`dgm.training` — the training loop, its checkpoints and the stepwise runner;
+* :mod:`dgm.latent` — latent-variable models: :mod:`~dgm.latent.vae`,
+  :mod:`~dgm.latent.factor_vae` (β-VAE and FactorVAE), :mod:`~dgm.latent.hvae`;
+* :mod:`dgm.adversarial` — :mod:`~dgm.adversarial.gan` (GAN, PacGAN, WGAN-GP),
+  :mod:`~dgm.adversarial.dirac_gan`;
+* :mod:`dgm.evaluation` — :mod:`~dgm.evaluation.likelihood` (ELBO, IWAE NLL, bits/dim,
+  active units), :mod:`~dgm.evaluation.quality` (digit classifier, Fréchet distance),
+  :mod:`~dgm.evaluation.disentanglement` (FactorVAE metric, MIG);
 * :mod:`dgm.plots` — figures.
 """
 

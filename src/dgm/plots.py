@@ -11,8 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from dgm.dirac_gan import DiracGAN
-from dgm.train import History
+from dgm.adversarial.dirac_gan import DiracGAN
+from dgm.training import History
 
 
 def image_grid(images: Tensor, columns: int, shape: tuple[int, int] = (28, 28), pad: int = 1) -> Tensor:

@@ -27,20 +27,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from dgm.data.factors import random_factors
+
 Representation = Callable[[Tensor], Tensor]
-
-
-def random_factors(
-    count: int, sizes: Sequence[int], generator: torch.Generator | None = None, *, fixed: tuple[int, int] | None = None
-) -> Tensor:
-    """``(count, K)`` factor values, each column uniform on ``0..sizes[k]−1``; ``fixed=(k, value)`` holds factor ``k`` at ``value``."""
-    columns = [torch.randint(size, (count,), generator=generator) for size in sizes]
-    if fixed is not None:
-        factor, value = fixed
-        if not 0 <= factor < len(sizes) or not 0 <= value < sizes[factor]:
-            raise ValueError(f"fixed=(factor, value) out of range for sizes {tuple(sizes)}: {fixed}")
-        columns[factor] = torch.full((count,), value)
-    return torch.stack(columns, dim=-1)
 
 
 def codes_of(represent: Representation, factors: Tensor, batch_size: int = 500) -> Tensor:

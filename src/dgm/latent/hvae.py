@@ -31,8 +31,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from dgm.nets import mlp
-from dgm.vae import bernoulli_log_likelihood, diagonal_normal_log_prob, reparameterize, standard_normal_log_prob
+from dgm.distributions import (
+    bernoulli_log_likelihood,
+    diagonal_normal_log_prob,
+    reparameterize,
+    standard_normal_log_prob,
+)
+from dgm.networks import mlp
 
 
 @dataclass
@@ -143,7 +148,7 @@ def hvae_loss(model: HVAE, x: Tensor, *, kl_weight: float = 1.0, floor: float = 
 
 @dataclass
 class HVAEObjective:
-    """A loss for :func:`dgm.train.fit` whose KL weight follows a linear warm-up over ``warmup_epochs``.
+    """A loss for :func:`dgm.training.fit` whose KL weight follows a linear warm-up over ``warmup_epochs``.
 
     Pass :meth:`start_epoch` as ``fit``'s ``on_epoch`` hook; the weight is set
     from the epoch number alone, so a resumed run continues the same schedule.

@@ -17,7 +17,7 @@ are :func:`parse_answer`. Nothing in the text is ever run:
   above :data:`MAX_BITS` bits, and answers that are infinite or undefined.
 
 Messages quote at most :data:`QUOTE_LENGTH` characters of an answer.
-:mod:`dgm.answers` builds and compares in a child process under a time limit.
+:mod:`dgm.derivations.answers` builds and compares in a child process under a time limit.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ A step that does not hold raises :class:`StepError`, which names the step and
 shows both sides, so a page that builds, or a test that runs, stops there.
 
 Steps about abstract expectations or densities are written in the book's
-notation (:mod:`dgm.notation`): $\mathbb E_q[\cdot]$, $\mathrm{KL}(q \,\|\, p)$,
+notation (:mod:`dgm.derivations.notation`): $\mathbb E_q[\cdot]$, $\mathrm{KL}(q \,\|\, p)$,
 densities $p(x \mid z)$ bound to a *tractable instance*. The page prints each
 step from that object and the engine checks the same object, by evaluating
 both sides on the instance; nothing displayed is typed by hand. The
@@ -57,7 +57,7 @@ from typing import Literal
 import mpmath
 import sympy as sp
 
-from dgm.notation import Named, evaluate, latex, notation_in
+from dgm.derivations.notation import Named, evaluate, latex, notation_in
 
 Relation = Literal["=", "<=", ">=", "propto", "const"]
 
@@ -243,7 +243,7 @@ class Derivation:
     r"""A chain of expressions, each step checked as it is added.
 
     Args:
-        start: the first expression of the chain, in the book's notation (:mod:`dgm.notation`).
+        start: the first expression of the chain, in the book's notation (:mod:`dgm.derivations.notation`).
         title: a name for the derivation, shown above it and in errors.
         instance: the tractable instance the checks run on, shown on the page.
         domain: ranges ``{symbol: (low, high)}`` for numeric checks.

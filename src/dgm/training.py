@@ -7,8 +7,8 @@ nothing), and a run started again with the same checkpoint path resumes from
 the last finished epoch. Checkpoints hold only tensors and plain Python
 values, so they load with ``torch.load(..., weights_only=True)``.
 
-Loops that alternate several optimizers step by step (``dgm.gan.train_gan``,
-``dgm.factor_vae.train_factor_vae``) write their updates out themselves and
+Loops that alternate several optimizers step by step (``dgm.adversarial.gan.train_gan``,
+``dgm.latent.factor_vae.train_factor_vae``) write their updates out themselves and
 share the rest — resume, interval means, checkpoints, time budget — through
 :class:`StepRun`.
 """

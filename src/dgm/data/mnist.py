@@ -70,16 +70,16 @@ def data_root() -> Path:
     return Path(os.environ.get("DGM_DATA", Path.home() / ".cache" / "dgm")).expanduser()
 
 
-def mnist(split: Split = "train", *, root: str | Path | None = None, download: bool = True) -> ImageSet:
+def load(split: Split = "train", *, root: str | Path | None = None, download: bool = True) -> ImageSet:
     """MNIST digits: the bundled subset in the quick profile, the real set in the full one."""
     if split not in MNIST_FILES:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     if profile() == "quick":
-        return mnist_subset(split)
-    return mnist_full(split, root=Path(root) if root is not None else data_root(), download=download)
+        return subset(split)
+    return full(split, root=Path(root) if root is not None else data_root(), download=download)
 
 
-def mnist_subset(split: Split) -> ImageSet:
+def subset(split: Split) -> ImageSet:
     """The stratified MNIST subset that ships with ``dgm`` (no network, no files)."""
     with resources.files("dgm.resources").joinpath("mnist_subset.npz").open("rb") as handle:
         arrays = np.load(handle)
@@ -105,7 +105,7 @@ def _unpack_gz(root: Path) -> None:
                     break
 
 
-def mnist_full(split: Split, *, root: Path, download: bool = True) -> ImageSet:
+def full(split: Split, *, root: Path, download: bool = True) -> ImageSet:
     """All of MNIST's ``split`` through torchvision, from ``root`` or downloaded there."""
     from torchvision.datasets import MNIST
 

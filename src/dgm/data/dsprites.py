@@ -35,7 +35,7 @@ import math
 import torch
 from torch import Tensor
 
-from dgm.disentanglement import random_factors
+from dgm.data.factors import random_factors
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "x", "y")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
@@ -108,7 +108,7 @@ def render(factors: Tensor) -> Tensor:
 
 
 def render_indices(index: Tensor) -> Tensor:
-    """Grid indices ``(B,)`` → images ``(B, 1, 64, 64)``: a ``transform`` for :func:`dgm.train.fit` over indices."""
+    """Grid indices ``(B,)`` → images ``(B, 1, 64, 64)``: a ``transform`` for :func:`dgm.training.fit` over indices."""
     return render(factors_of(index))
 
 

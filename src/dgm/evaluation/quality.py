@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgm.train import History, TrainSettings, fit
+from dgm.training import History, TrainSettings, fit
 
 
 class DigitClassifier(nn.Module):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from dgm.answers import Verdict, check
+from dgm.derivations.answers import Verdict, check
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from dgm.latent.vae import VAE, elbo, iwae_bound
 from dgm.profile import progress_enabled
-from dgm.vae import VAE, elbo, iwae_bound
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import sympy as sp
 from sympy.core.symbol import Str
 from sympy.printing.latex import LatexPrinter
 
-from dgm.instances import gaussian_expectation, normal_logpdf
+from dgm.derivations.instances import gaussian_expectation, normal_logpdf
 
 
 class Notation(sp.Expr):
@@ -232,7 +232,7 @@ class KL(Notation):
 class Named(Notation):
     r"""A name for a formula, e.g. ``Named(r"\mathrm{ELBO}(q)", E(...))``; it evaluates to its definition.
 
-    The name is a label, not a formula: a :class:`~dgm.derive.Derivation`
+    The name is a label, not a formula: a :class:`~dgm.derivations.derive.Derivation`
     prints the definition of every name it uses beside the chain.
     """
 

@@ -8,15 +8,15 @@ what could not be read and what to type instead; or **too complex** (out of time
 
 Safety model: answers are untrusted text; nothing in them is ever run, and no answer keeps the machine busy.
 
-1. *Reading* (:mod:`dgm.formulas`), in the calling process, uses the standard library only, its cost
+1. *Reading* (:mod:`dgm.derivations.formulas`), in the calling process, uses the standard library only, its cost
    bounded by ``MAX_LENGTH``: Unicode students type is translated, :func:`ast.parse` builds a syntax
    tree (it runs nothing), and a walk over the tree admits only numbers, the question's symbols,
    ``pi`` and ``e``, ``+ - * / **``, unary signs and one-argument calls of a named set of functions,
    within caps on nesting and power towers; anything else is refused with a message. There is no
    ``eval``, ``parse_expr`` or ``sympify`` of text.
 2. *Building and comparing* happen in a child process: the SymPy expression is built node by node
-   (:func:`dgm.formulas.build_expression`: capped exponents and sizes of numbers, no infinite or
-   undefined answers) and compared by the checks of :mod:`dgm.derive`, exactly
+   (:func:`dgm.derivations.formulas.build_expression`: capped exponents and sizes of numbers, no infinite or
+   undefined answers) and compared by the checks of :mod:`dgm.derivations.derive`, exactly
    where SymPy can decide, else at random points of the exercise's domain. The child is forked (about
    10 ms; spawned where there is no fork), may allocate :data:`CHILD_MEMORY` beyond its parent (Linux),
    and gets ``time_limit`` seconds (:data:`TIME_LIMIT`); then it is killed (SIGKILL) and
@@ -38,8 +38,8 @@ from typing import Literal
 
 import sympy as sp
 
-from dgm.derive import Derivation, StepError
-from dgm.formulas import (
+from dgm.derivations.derive import Derivation, StepError
+from dgm.derivations.formulas import (
     MAX_LENGTH,
     QUOTE_LENGTH,
     build_expression,

@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgm.nets import mlp
+from dgm.distributions import density_ratio_loss
+from dgm.networks import mlp
 from dgm.profile import progress_enabled
-from dgm.train import History, StepRun
+from dgm.training import History, StepRun
 
 Objective = Literal["minimax", "non_saturating", "wasserstein"]
 OBJECTIVES: tuple[str, ...] = ("minimax", "non_saturating", "wasserstein")
@@ -117,10 +118,8 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, objective: Obje
         # $-\hat W = \mathbb E_{p_g}[f] - \mathbb E_{p_d}[f]$
         loss = fake_logits.mean() - real_logits.mean()
         return {"loss": loss, "wasserstein": -loss.detach()}
-    # $-\log D = \mathrm{softplus}(-h)$, $-\log(1 - D) = \mathrm{softplus}(h)$
-    loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-    # at the optimal discriminator, loss = log 4 - 2 JS(p_d ‖ p_g), so this is an estimate of JS
-    return {"loss": loss, "js": (math.log(4) - loss.detach()) / 2}
+    # the logistic loss of telling p_d from p_g; at its optimum, log 4 - 2 JS(p_d ‖ p_g)
+    return density_ratio_loss(real_logits, fake_logits)
 
 
 def generator_loss(fake_logits: Tensor, objective: Objective) -> dict[str, Tensor]:
@@ -195,7 +194,7 @@ def train_gan(
 ) -> History:
     """Train ``gan`` on ``data``: a tensor ``(N, *data_shape)`` or a function ``n -> (n, *data_shape)``.
 
-    Returns a :class:`dgm.train.History` with one record per ``log_every``
+    Returns a :class:`dgm.training.History` with one record per ``log_every``
     generator steps (the means of ``d_loss``, ``g_loss`` and, where they apply,
     ``js``, ``wasserstein`` and ``penalty``). ``callback(step, gan)``, if
     given, runs after each logged interval (to score the generator along the

@@ -30,11 +30,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from dgm.gan import discriminator_loss
-from dgm.nets import mlp
+from dgm.distributions import bernoulli_log_likelihood, density_ratio_loss, gaussian_kl, reparameterize
+from dgm.latent.vae import VAE
+from dgm.networks import mlp
 from dgm.profile import progress_enabled
-from dgm.train import History, StepRun
-from dgm.vae import VAE, bernoulli_log_likelihood, gaussian_kl, reparameterize
+from dgm.training import History, StepRun
 
 
 def permute_dims(z: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -80,7 +80,7 @@ def tc_discriminator_loss(discriminator: nn.Module, z: Tensor, z_other: Tensor) 
     """
     real = discriminator(z.detach()).squeeze(1)
     fake = discriminator(permute_dims(z_other.detach())).squeeze(1)
-    return discriminator_loss(real, fake, "minimax")
+    return density_ratio_loss(real, fake)
 
 
 @dataclass
@@ -122,7 +122,7 @@ def train_factor_vae(
 ) -> History:
     """Train ``model`` on batches from ``sample(n) -> (n, ...)`` images, with the TC ``discriminator`` if given.
 
-    Each step draws ``2 · batch_size`` images. Returns a :class:`dgm.train.History`
+    Each step draws ``2 · batch_size`` images. Returns a :class:`dgm.training.History`
     with one record per ``log_every`` steps: ``loss``, ``reconstruction``,
     ``kl``, and with a discriminator ``tc`` and ``d_loss``. A run given the
     same checkpoint path resumes at the last saved step with its random state.

@@ -1,0 +1,1 @@
+"""Datasets: MNIST, dSprites and its factors, 2-D Gaussian mixtures."""

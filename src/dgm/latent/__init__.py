@@ -1,0 +1,1 @@
+"""Latent-variable models: the VAE, β-VAE and FactorVAE, the hierarchical VAE (Parts I–II)."""
