@@ -1,11 +1,14 @@
 """The training loop: it learns, it resumes exactly, it survives an interrupt, checkpoints load safely."""
 
+import traceback
+from pathlib import Path
+
 import pytest
 import torch
 
 from dgm.data import mnist
 from dgm.latent.vae import VAE, VAESettings, vae_loss
-from dgm.training import TrainSettings, fit, load_checkpoint
+from dgm.training import EMA, CheckpointError, StepRun, TrainSettings, fit, load_checkpoint
 
 
 def binarized(batch: torch.Tensor) -> torch.Tensor:
@@ -36,7 +39,7 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
     fit(small_model(), vae_loss, images, TrainSettings(epochs=2, batch_size=100, checkpoint=checkpoint, progress=False), transform=binarized)
     resumed = fit(small_model(), vae_loss, images, TrainSettings(epochs=4, batch_size=100, checkpoint=checkpoint, progress=False), transform=binarized)
     assert resumed.epochs == 4
-    assert resumed.terms["loss"] == pytest.approx(straight.terms["loss"], rel=1e-6)
+    assert resumed.terms == straight.terms  # to the last bit
 
 
 def test_interrupt_keeps_the_last_finished_epoch(tmp_path):
@@ -73,7 +76,7 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     checkpoint = tmp_path / "run.pt"
     fit(small_model(), vae_loss, images, TrainSettings(epochs=1, checkpoint=checkpoint, progress=False), transform=binarized)
     state = torch.load(checkpoint, weights_only=True)
-    assert set(state) == {"model", "optimizer", "history", "rng"}
+    assert set(state) == {"model", "optimizer", "hooks", "scaler", "history", "rng"}
 
 
 def test_time_budget_stops_at_an_epoch_boundary():
@@ -93,3 +96,135 @@ def test_tuple_data_must_have_one_length():
     images, labels = torch.zeros(10, 1, 28, 28, dtype=torch.uint8), torch.zeros(9, dtype=torch.long)
     with pytest.raises(ValueError, match="same length"):
         fit(DigitClassifier(), classification_loss, (images, labels), TrainSettings(epochs=1, progress=False))
+
+
+def test_a_damaged_checkpoint_is_named_with_the_way_out(tmp_path):
+    images = mnist.subset("train").images[:200]
+    checkpoint = tmp_path / "run.pt"
+    settings = TrainSettings(epochs=1, checkpoint=checkpoint, progress=False)
+    fit(small_model(), vae_loss, images, settings, transform=binarized)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # cut short, as by a full disk
+    with pytest.raises(CheckpointError, match=r"run\.pt is damaged.*delete it to start the run afresh"):
+        fit(small_model(), vae_loss, images, TrainSettings(epochs=2, checkpoint=checkpoint, progress=False), transform=binarized)
+    checkpoint.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(checkpoint)
+
+
+def test_ema_hook_averages_the_weights_after_every_step():
+    images = mnist.subset("train").images[:300]
+    model = small_model()
+    snapshots = []
+
+    def record(model, step):
+        snapshots.append([p.detach().clone() for p in model.parameters()])
+
+    ema = EMA(model, decay=0.9)
+    fit(model, vae_loss, images, TrainSettings(epochs=2, batch_size=100, progress=False), transform=binarized, hooks=[record, ema])
+    assert len(snapshots) == 6  # 3 steps an epoch
+    expected = snapshots[0]  # the first update copies the weights
+    for weights in snapshots[1:]:
+        expected = [0.9 * e + 0.1 * w for e, w in zip(expected, weights)]
+    for averaged, want, last in zip(ema.model.parameters(), expected, snapshots[-1]):
+        torch.testing.assert_close(averaged, want)
+    assert any((a - b).abs().max() > 1e-4 for a, b in zip(ema.model.parameters(), snapshots[-1]))
+
+
+def test_resume_restores_the_ema_and_refuses_other_hooks(tmp_path):
+    images = mnist.subset("train").images[:300]
+    model = small_model()
+    straight = EMA(model, decay=0.8)
+    fit(model, vae_loss, images, TrainSettings(epochs=3, batch_size=100, progress=False), transform=binarized, hooks=[straight])
+
+    checkpoint = tmp_path / "run.pt"
+    first = small_model()
+    fit(first, vae_loss, images, TrainSettings(epochs=1, batch_size=100, checkpoint=checkpoint, progress=False),
+        transform=binarized, hooks=[EMA(first, decay=0.8)])
+    second = small_model()
+    resumed = EMA(second, decay=0.8)
+    fit(second, vae_loss, images, TrainSettings(epochs=3, batch_size=100, checkpoint=checkpoint, progress=False),
+        transform=binarized, hooks=[resumed])
+    for a, b in zip(resumed.model.parameters(), straight.model.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(CheckpointError, match="other step hooks"):
+        fit(small_model(), vae_loss, images, TrainSettings(epochs=4, batch_size=100, checkpoint=checkpoint, progress=False),
+            transform=binarized)
+
+
+def test_the_loop_reads_the_device_once_an_epoch_not_once_a_step(monkeypatch):
+    """Every read-back of a tensor's value (float, item, bool, tolist) waits for a GPU; count ours on the CPU.
+
+    Reads made inside torch itself are not counted: the optimizer reads its step
+    counter, which lives on the CPU for foreach Adam and on the device, unread, for fused Adam.
+    """
+    reads = {"n": 0}
+    torch_dir = str(Path(torch.__file__).parent)
+    for name in ("__float__", "item", "__bool__", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            if not traceback.extract_stack(limit=2)[0].filename.startswith(torch_dir):
+                reads["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    images = mnist.subset("train").images[:1200]
+    fit(small_model(), vae_loss, images, TrainSettings(epochs=2, batch_size=100, progress=False), transform=binarized)
+    steps, terms = 24, 3
+    assert reads["n"] <= 2 * terms, f"{reads['n']} reads of device values in {steps} steps"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_no_synchronisation_in_the_gpu_step():
+    images = mnist.subset("train").images[:1000].cuda()
+    model = small_model().cuda()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with pytest.warns(UserWarning) as caught:
+            fit(model, vae_loss, images, TrainSettings(epochs=1, batch_size=100, progress=False), transform=binarized)
+        syncs = [w for w in caught if "synchroniz" in str(w.message)]
+        assert len(syncs) <= 3 + 1, [str(w.message) for w in syncs]  # one read-back per term, plus the randperm copy
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
+def test_amp_on_a_cpu_is_refused_with_a_message():
+    images = mnist.subset("train").images[:100]
+    with pytest.raises(ValueError, match="amp=True needs the model on a CUDA device"):
+        fit(small_model(), vae_loss, images, TrainSettings(epochs=1, amp=True, progress=False), transform=binarized)
+
+
+def step_loop(checkpoint, steps, *, interrupt_at=None):
+    """A toy step-based loop on StepRun: logging every 4 steps, checkpoints every 3 (never a multiple of 4)."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    run = StepRun(model, {"opt": optimizer}, steps=steps, log_every=4, checkpoint=checkpoint, checkpoint_every=3,
+                  time_budget_s=None, progress=False, kind="model", settings="test")
+    run.extra.setdefault("trace", [])
+    for step in range(run.start, steps):
+        x = torch.randn(8, 3)
+        loss = (model(x).squeeze(1) - x.sum(1)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if run.log(step + 1, {"loss": loss.detach(), "noise": torch.randn(())}, postfix=("loss",)):
+            run.extra["trace"].append(step + 1)
+        if run.stop(step + 1):
+            break
+        if step + 1 == interrupt_at:
+            raise KeyboardInterrupt
+    return model, run.finish(), run.extra
+
+
+def test_step_run_resumes_between_logging_intervals_with_every_series_intact(tmp_path):
+    model, straight, extra = step_loop(None, 14)
+    checkpoint = tmp_path / "steps.pt"
+    with pytest.raises(KeyboardInterrupt):
+        step_loop(checkpoint, 14, interrupt_at=7)  # the last checkpoint is at step 6, mid-interval (4..8)
+    assert load_checkpoint(checkpoint)["step"] == 6
+    resumed_model, resumed, resumed_extra = step_loop(checkpoint, 14)
+    assert resumed.terms == straight.terms
+    assert resumed_extra == extra == {"trace": [4, 8, 12, 14]}
+    for a, b in zip(resumed_model.parameters(), model.parameters()):
+        assert torch.equal(a, b)

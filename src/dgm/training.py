@@ -7,6 +7,15 @@ nothing), and a run started again with the same checkpoint path resumes from
 the last finished epoch. Checkpoints hold only tensors and plain Python
 values, so they load with ``torch.load(..., weights_only=True)``.
 
+After every optimizer step ``fit`` calls its *hooks* (``hook(model, step)``):
+:class:`EMA` keeps the exponential moving average of the weights that
+diffusion models sample with. A hook with ``state_dict``/``load_state_dict``
+is saved in the checkpoint and restored on resume.
+
+On a GPU nothing in the step waits for the device: data is moved to the
+model's device once, batches are drawn there, and the logged terms are summed
+there and read back once per epoch (or logging interval).
+
 Loops that alternate several optimizers step by step (``dgm.adversarial.gan.train_gan``,
 ``dgm.latent.factor_vae.train_factor_vae``) write their updates out themselves and
 share the rest — resume, interval means, checkpoints, time budget — through
@@ -16,19 +25,111 @@ share the rest — resume, interval means, checkpoints, time budget — through
 from __future__ import annotations
 
 import math
+import pickle
 import time
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from dgm.profile import progress_enabled
 
 Batch = Tensor | tuple[Tensor, ...]
 LossFn = Callable[[nn.Module, Batch], dict[str, Tensor]]
+
+
+class StepHook(Protocol):
+    """Called after every optimizer step with the model and the number of steps done so far (from 1)."""
+
+    def __call__(self, model: nn.Module, step: int) -> None: ...
+
+
+class EMA:
+    r"""The exponential moving average of a model's weights, updated by a hook after every step.
+
+    $\theta_{\mathrm{EMA}} \leftarrow \mathrm{decay}\,\theta_{\mathrm{EMA}} + (1 - \mathrm{decay})\,\theta$,
+    starting from a copy of the weights at the first step (``torch.optim.swa_utils.AveragedModel``).
+    Sample from :attr:`model`, not from the trained network: DDPM's samples come from these weights.
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"decay must lie in (0, 1), got {decay}")
+        self.decay = decay
+        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+    @property
+    def model(self) -> nn.Module:
+        """The averaged copy of the network (same class, same forward)."""
+        return self.averaged.module
+
+    def __call__(self, model: nn.Module, step: int) -> None:
+        self.averaged.update_parameters(model)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.averaged.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.averaged.load_state_dict(state)
+
+
+def adam(model: nn.Module, lr: float, **options: Any) -> torch.optim.Adam:
+    """Adam with the fastest exact implementation for where the weights live: fused on CUDA, foreach elsewhere.
+
+    ``foreach`` gives the same numbers as the plain loop on a CPU; ``fused``
+    (one kernel for all parameters) is the fast path on a GPU.
+    """
+    parameters = list(model.parameters())
+    if all(p.is_cuda for p in parameters):
+        return torch.optim.Adam(parameters, lr=lr, fused=True, **options)
+    return torch.optim.Adam(parameters, lr=lr, foreach=True, **options)
+
+
+def shuffled_batches(size: int, batch_size: int, seed: int, device: torch.device) -> Iterator[Tensor]:
+    """Row indices ``(batch_size,)`` of one epoch in a seeded random order, on ``device`` (the last batch may be short).
+
+    The order depends only on ``seed``, so a resumed epoch sees the same batches
+    on any device; the permutation is drawn once per epoch and moved in one copy.
+    """
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)).to(device)
+    yield from order.split(batch_size)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random state a run draws from: the CPU generator and, where present, each CUDA device's."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any] | Tensor) -> None:
+    """Restore :func:`rng_state` (or a bare CPU state from a checkpoint written before CUDA states were saved)."""
+    if isinstance(state, Tensor):
+        torch.set_rng_state(state)
+        return
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read: damaged on disk, or written by something else."""
+
+
+def sum_terms(sums: dict[str, Tensor], terms: dict[str, Tensor], weight: int) -> None:
+    """Add ``weight`` × each scalar term to ``sums`` on the terms' device, without reading it back (no host sync)."""
+    for name, value in terms.items():
+        if value.dim() == 0:
+            # summed in float64, as a Python float would be: the means are the same to the last bit
+            sums[name] = sums.get(name, 0.0) + value.detach().double() * weight
 
 
 @dataclass
@@ -42,6 +143,7 @@ class TrainSettings:
     checkpoint: Path | None = None
     time_budget_s: float | None = None
     progress: bool = field(default_factory=progress_enabled)
+    amp: bool = False  # float16 autocast with a gradient scaler: CUDA only
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -75,8 +177,18 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """A checkpoint written by :func:`fit`, loaded safely (``weights_only=True``)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint written by :func:`fit`, loaded safely (``weights_only=True``).
+
+    A file that cannot be read (cut short by a full disk, overwritten, not a
+    checkpoint) raises :class:`CheckpointError` naming the file and how to start afresh.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
+        raise CheckpointError(
+            f"the checkpoint {path} is damaged and cannot be read ({type(error).__name__}: {error}); "
+            "delete it to start the run afresh, or point the settings' checkpoint elsewhere"
+        ) from error
 
 
 def restore_weights(model: nn.Module, weights: dict, path: Path, *, kind: str, settings: str) -> None:
@@ -99,32 +211,42 @@ def fit(
     transform: Callable[[Batch], Batch] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     on_epoch: Callable[[int], None] | None = None,
+    hooks: Sequence[StepHook] = (),
 ) -> History:
     """Train ``model`` on ``data`` (``(N, ...)``, on any device) by minimising ``loss_fn(...)["loss"]``.
 
     ``data`` may also be a tuple of tensors with the same first dimension
-    (images and labels); each batch is then the tuple of their rows.
+    (images and labels); each batch is then the tuple of their rows. The data is
+    moved to the model's device once, at the start.
 
     Args:
         transform: applied to each batch on the model's device (e.g. dynamic binarisation).
-        optimizer: defaults to Adam with ``settings.lr``.
+        optimizer: defaults to :func:`adam` with ``settings.lr``.
         on_epoch: called with the epoch's index (from 0) before each epoch, also
             after a resume — e.g. to set a KL weight that warms up over epochs.
+        hooks: called after every optimizer step (:class:`StepHook`), e.g. :class:`EMA`.
 
     Returns the history of all epochs, including those of a resumed run.
     On ``KeyboardInterrupt`` the last finished epoch is already saved; running
-    the same call again resumes there.
+    the same call again resumes there, with the weights, optimizer, hooks and
+    every random state (CPU and CUDA) of that moment.
     """
     device = next(model.parameters()).device
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=settings.lr)
+    if settings.amp and device.type != "cuda":
+        raise ValueError(f"amp=True needs the model on a CUDA device, but it is on {device}; set amp=False")
+    optimizer = optimizer or adam(model, settings.lr)
+    scaler = torch.amp.GradScaler("cuda", enabled=settings.amp)
     history = History()
     start_epoch = 0
     if settings.checkpoint is not None and settings.checkpoint.exists():
         state = load_checkpoint(settings.checkpoint)
         restore_weights(model, state["model"], settings.checkpoint, kind="model", settings="TrainSettings")
         optimizer.load_state_dict(state["optimizer"])
+        restore_hooks(hooks, state.get("hooks", []), settings.checkpoint)
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         history = History(**state["history"])
-        torch.set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         start_epoch = history.epochs
         print(f"resumed from {settings.checkpoint} after epoch {start_epoch}")
 
@@ -132,32 +254,36 @@ def fit(
     size = len(columns[0])
     if any(len(column) != size for column in columns):
         raise ValueError(f"the tensors in data must have the same length, got {[len(c) for c in columns]}")
+    columns = tuple(column.to(device) for column in columns)
     batches = math.ceil(size / settings.batch_size)
+    step = start_epoch * batches
     remaining = max(settings.epochs - start_epoch, 0)
     started = time.time()
     bar = tqdm(total=remaining * batches, disable=not settings.progress or remaining == 0, desc="training")
+    autocast = torch.autocast("cuda", dtype=torch.float16) if settings.amp else nullcontext()
     model.train()
     for epoch in range(start_epoch, settings.epochs):
         epoch_start = time.time()
         if on_epoch is not None:
             on_epoch(epoch)
-        shuffle = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
-        order = torch.randperm(size, generator=shuffle)
-        sums: dict[str, float] = {}
-        for index in range(batches):
-            rows = order[index * settings.batch_size : (index + 1) * settings.batch_size]
-            batch = tuple(column[rows].to(device) for column in columns)
+        sums: dict[str, Tensor] = {}
+        for rows in shuffled_batches(size, settings.batch_size, settings.seed * 100_003 + epoch, device):
+            batch = tuple(column[rows] for column in columns)
             batch = batch if isinstance(data, tuple) else batch[0]
             if transform is not None:
                 batch = transform(batch)
-            terms = loss_fn(model, batch)
+            with autocast:
+                terms = loss_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(rows)
+            scaler.scale(terms["loss"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            for hook in hooks:
+                hook(model, step)
+            sum_terms(sums, terms, len(rows))
             bar.update()
-        means = {name: total / size for name, total in sums.items()}
+        means = {name: float(total) / size for name, total in sums.items()}  # the epoch's one read-back
         history.record(means, time.time() - epoch_start)
         bar.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.2f}")
         if settings.checkpoint is not None:
@@ -166,8 +292,10 @@ def fit(
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
+                    "hooks": hook_states(hooks),
+                    "scaler": scaler.state_dict(),
                     "history": asdict(history),
-                    "rng": torch.get_rng_state(),
+                    "rng": rng_state(),
                 },
             )
         if settings.time_budget_s is not None and time.time() - started > settings.time_budget_s:
@@ -179,15 +307,38 @@ def fit(
     return history
 
 
+def hook_states(hooks: Sequence[StepHook]) -> list[dict[str, Any] | None]:
+    """The state of each hook that has one (``state_dict``), in order; ``None`` for a stateless hook."""
+    return [hook.state_dict() if hasattr(hook, "state_dict") else None for hook in hooks]
+
+
+def restore_hooks(hooks: Sequence[StepHook], states: list[dict[str, Any] | None], path: Path) -> None:
+    """Load :func:`hook_states` back into the same hooks, or say plainly that they differ."""
+    if len(states) != len(hooks) or any((state is None) == hasattr(hook, "load_state_dict") for hook, state in zip(hooks, states)):
+        raise CheckpointError(
+            f"the checkpoint {path} was written with other step hooks ({len(states)} saved, {len(hooks)} given); "
+            "pass the same hooks (e.g. the same EMA) to resume, or delete it to start afresh"
+        )
+    for hook, state in zip(hooks, states):
+        if state is not None:
+            hook.load_state_dict(state)
+
+
 class StepRun:
     """The bookkeeping of a step-based loop with several optimizers (``train_gan``, ``train_factor_vae``).
 
     The loop itself — which network steps when — stays in the caller; this
-    object resumes from ``checkpoint`` (weights, optimizers, history, random
-    state, step), averages the logged terms over each ``log_every`` steps,
+    object resumes from ``checkpoint`` (weights, optimizers, history, the running
+    sums of the current logging interval, every random state, the step and
+    :attr:`extra`), averages the logged terms over each ``log_every`` steps,
     saves every ``checkpoint_every`` steps and at the end, and stops the run
     when ``time_budget_s`` is spent (saving first). ``optimizers`` maps the
     names they are stored under in the checkpoint to the optimizers.
+
+    :attr:`extra` is a dict the caller may fill with plain values or tensors
+    (e.g. a trace of mode coverage); it is saved and restored with the rest.
+    The logged terms are summed on their device and read back only at the end of
+    each logging interval.
     """
 
     def __init__(
@@ -208,33 +359,37 @@ class StepRun:
         self.steps, self.log_every, self.checkpoint = steps, log_every, checkpoint
         self.checkpoint_every, self.time_budget_s = checkpoint_every, time_budget_s
         self.history, self.start = History(), 0
+        self.sums: dict[str, Tensor] = {}
+        self.extra: dict[str, Any] = {}
         if checkpoint is not None and checkpoint.exists():
             state = load_checkpoint(checkpoint)
             restore_weights(model, state["model"], checkpoint, kind=kind, settings=settings)
             for name, optimizer in optimizers.items():
                 optimizer.load_state_dict(state[name])
             self.history = History(**state["history"])
-            torch.set_rng_state(state["rng"])
+            set_rng_state(state["rng"])
             self.start = state["step"]
+            device = next(model.parameters()).device
+            self.sums = {name: total.to(device) for name, total in state.get("sums", {}).items()}
+            self.extra = state.get("extra", {})
             print(f"resumed from {checkpoint} at step {self.start}")
-        self.sums: dict[str, float] = {}
         self.started = self.interval_start = time.time()
         self.bar = tqdm(total=steps, initial=self.start, disable=not progress, desc="training")
 
     def save(self, step: int) -> None:
         state = {"model": self.model.state_dict(), **{name: opt.state_dict() for name, opt in self.optimizers.items()},
-                 "history": asdict(self.history), "rng": torch.get_rng_state(), "step": step}
+                 "history": asdict(self.history), "rng": rng_state(), "step": step,
+                 "sums": {name: total.cpu() for name, total in self.sums.items()}, "extra": self.extra}
         save_checkpoint(self.checkpoint, state)
 
     def log(self, done: int, logged: dict[str, Tensor], postfix: tuple[str, ...]) -> bool:
         """Add step ``done``'s terms; at the end of an interval record their means and return True."""
-        for name, value in logged.items():
-            self.sums[name] = self.sums.get(name, 0.0) + float(value)
+        sum_terms(self.sums, logged, 1)
         self.bar.update()
         if done % self.log_every and done != self.steps:
             return False
         count = self.log_every if done % self.log_every == 0 else done % self.log_every
-        self.history.record({name: total / count for name, total in self.sums.items()}, time.time() - self.interval_start)
+        self.history.record({name: float(total) / count for name, total in self.sums.items()}, time.time() - self.interval_start)
         self.bar.set_postfix({name: f"{self.history.terms[name][-1]:.3f}" for name in postfix})
         self.sums, self.interval_start = {}, time.time()
         return True
