@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.dgm-installed
 LIBRARY := $(shell find src/dgm -name '*.py' -o -name '*.npz')
 LIBRARY_STAMP := _build/.dgm-library-stamp
 
-.PHONY: book test student check-site vendor sync record env clean
+.PHONY: book test bench student check-site vendor sync record env clean
 
 env: $(INSTALLED)
 
@@ -32,6 +32,10 @@ book: $(INSTALLED) $(LIBRARY_STAMP)
 # Two workers, each file on one worker (nbval needs a notebook's cells together), one BLAS thread each.
 test: $(INSTALLED)
 	DGM_PROFILE=quick DGM_PROGRESS=0 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+
+## Time the library's training steps against plain hand-written PyTorch loops, side by side (ratios printed).
+bench: $(INSTALLED)
+	OMP_NUM_THREADS=1 $(BIN)/python bench/bench.py
 
 ## Build the student edition (no solutions) into _build/student/_build/html.
 student: $(INSTALLED) $(LIBRARY_STAMP)
