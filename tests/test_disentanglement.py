@@ -101,3 +101,30 @@ def test_random_factors_hold_a_fixed_factor_and_refuse_one_out_of_range():
     assert (factors[:, 2] == 7).all() and (factors < torch.tensor(SIZES)).all()
     with pytest.raises(ValueError, match="out of range"):
         random_factors(5, SIZES, fixed=(2, 40))
+
+
+def test_votes_are_batched_and_equal_to_a_vote_by_vote_loop():
+    """The metric calls the representation on a few large batches, and its votes are those of Kim & Mnih's loop."""
+    from dgm.evaluation.disentanglement import _votes, codes_of
+
+    sizes = (3, 6, 10, 8)
+    weights = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    calls = []
+
+    def represent(factors):
+        calls.append(len(factors))
+        return factors.float() @ weights + torch.sin(3.0 * factors.float().sum(1, keepdim=True) * torch.arange(6.0))
+
+    scale, active = torch.ones(6), torch.tensor([True, True, False, True, True, True])
+    batched = _votes(represent, sizes, 200, 50, scale, active, torch.Generator().manual_seed(5))
+    assert len(calls) == 2  # 200 votes × 50 inputs in chunks of 5,000
+
+    generator, loop = torch.Generator().manual_seed(5), torch.zeros(6, 4, dtype=torch.long)
+    candidates = active.nonzero().squeeze(1)
+    for _ in range(200):
+        factor = int(torch.randint(4, (1,), generator=generator))
+        value = int(torch.randint(sizes[factor], (1,), generator=generator))
+        codes = codes_of(represent, random_factors(50, sizes, generator, fixed=(factor, value)))
+        loop[candidates[codes[:, candidates].var(dim=0).argmin()], factor] += 1
+    assert torch.equal(batched, loop)
+    assert batched[2].sum() == 0 and batched.sum() == 200
