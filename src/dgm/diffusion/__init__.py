@@ -1,0 +1,1 @@
+"""Score-based and diffusion models (Part IV): score matching, Langevin samplers, noise schedules."""
