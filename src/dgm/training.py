@@ -14,7 +14,7 @@ is saved in the checkpoint and restored on resume.
 
 On a GPU nothing in the step waits for the device: data is moved to the
 model's device once, batches are drawn there, and the logged terms are summed
-there and read back once per epoch (or logging interval).
+there (:class:`RunningSums`) and read back once per epoch (or logging interval).
 
 Loops that alternate several optimizers step by step (``dgm.adversarial.gan.train_gan``,
 ``dgm.latent.factor_vae.train_factor_vae``) write their updates out themselves and
@@ -124,12 +124,45 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read: damaged on disk, or written by something else."""
 
 
-def sum_terms(sums: dict[str, Tensor], terms: dict[str, Tensor], weight: int) -> None:
-    """Add ``weight`` × each scalar term to ``sums`` on the terms' device, without reading it back (no host sync)."""
-    for name, value in terms.items():
-        if value.dim() == 0:
-            # summed in float64, as a Python float would be: the means are the same to the last bit
-            sums[name] = sums.get(name, 0.0) + value.detach().double() * weight
+class RunningSums:
+    """Weighted sums of a loop's scalar terms, kept on their device and read back once, by :meth:`means`.
+
+    Each step adds one stacked row (no read-back, so no wait for a GPU); a
+    checkpoint stores the sums so far, so a resumed interval continues them.
+    Terms that are not scalars (e.g. codes returned for a second loss) are not logged.
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] | None = None
+        self.rows: list[Tensor] = []
+        self.weights: list[float] = []
+
+    def add(self, terms: dict[str, Tensor], weight: float = 1.0) -> None:
+        if self.names is None:
+            self.names = [name for name, value in terms.items() if value.dim() == 0]
+        self.rows.append(torch.stack([terms[name].detach() for name in self.names]))  # (terms,)
+        self.weights.append(weight)
+
+    def totals(self) -> Tensor:
+        """``(terms,)`` float64: each term's weighted sum."""
+        rows = torch.stack(self.rows).double()  # (steps, terms)
+        weights = torch.tensor(self.weights, dtype=torch.float64, device=rows.device)
+        return weights @ rows
+
+    def means(self, count: float) -> dict[str, float]:
+        """Each term's sum divided by ``count``: the one read-back of the interval."""
+        if not self.rows:
+            return {}
+        return dict(zip(self.names or [], (self.totals() / count).tolist()))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"names": self.names or [], "totals": self.totals().cpu() if self.rows else torch.zeros(0)}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.names, self.rows, self.weights = None, [], []
+        if state["names"]:
+            self.names = list(state["names"])
+            self.rows, self.weights = [state["totals"].to(device)], [1.0]
 
 
 @dataclass
@@ -266,7 +299,7 @@ def fit(
         epoch_start = time.time()
         if on_epoch is not None:
             on_epoch(epoch)
-        sums: dict[str, Tensor] = {}
+        sums = RunningSums()
         for rows in shuffled_batches(size, settings.batch_size, settings.seed * 100_003 + epoch, device):
             batch = tuple(column[rows] for column in columns)
             batch = batch if isinstance(data, tuple) else batch[0]
@@ -275,15 +308,19 @@ def fit(
             with autocast:
                 terms = loss_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(terms["loss"]).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            if settings.amp:
+                scaler.scale(terms["loss"]).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                terms["loss"].backward()
+                optimizer.step()
             step += 1
             for hook in hooks:
                 hook(model, step)
-            sum_terms(sums, terms, len(rows))
+            sums.add(terms, len(rows))
             bar.update()
-        means = {name: float(total) / size for name, total in sums.items()}  # the epoch's one read-back
+        means = sums.means(size)  # the epoch's one read-back
         history.record(means, time.time() - epoch_start)
         bar.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.2f}")
         if settings.checkpoint is not None:
@@ -359,7 +396,7 @@ class StepRun:
         self.steps, self.log_every, self.checkpoint = steps, log_every, checkpoint
         self.checkpoint_every, self.time_budget_s = checkpoint_every, time_budget_s
         self.history, self.start = History(), 0
-        self.sums: dict[str, Tensor] = {}
+        self.sums = RunningSums()
         self.extra: dict[str, Any] = {}
         if checkpoint is not None and checkpoint.exists():
             state = load_checkpoint(checkpoint)
@@ -369,8 +406,8 @@ class StepRun:
             self.history = History(**state["history"])
             set_rng_state(state["rng"])
             self.start = state["step"]
-            device = next(model.parameters()).device
-            self.sums = {name: total.to(device) for name, total in state.get("sums", {}).items()}
+            if "sums" in state:
+                self.sums.load_state_dict(state["sums"], next(model.parameters()).device)
             self.extra = state.get("extra", {})
             print(f"resumed from {checkpoint} at step {self.start}")
         self.started = self.interval_start = time.time()
@@ -379,19 +416,19 @@ class StepRun:
     def save(self, step: int) -> None:
         state = {"model": self.model.state_dict(), **{name: opt.state_dict() for name, opt in self.optimizers.items()},
                  "history": asdict(self.history), "rng": rng_state(), "step": step,
-                 "sums": {name: total.cpu() for name, total in self.sums.items()}, "extra": self.extra}
+                 "sums": self.sums.state_dict(), "extra": self.extra}
         save_checkpoint(self.checkpoint, state)
 
     def log(self, done: int, logged: dict[str, Tensor], postfix: tuple[str, ...]) -> bool:
         """Add step ``done``'s terms; at the end of an interval record their means and return True."""
-        sum_terms(self.sums, logged, 1)
+        self.sums.add(logged)
         self.bar.update()
         if done % self.log_every and done != self.steps:
             return False
         count = self.log_every if done % self.log_every == 0 else done % self.log_every
-        self.history.record({name: float(total) / count for name, total in self.sums.items()}, time.time() - self.interval_start)
+        self.history.record(self.sums.means(count), time.time() - self.interval_start)
         self.bar.set_postfix({name: f"{self.history.terms[name][-1]:.3f}" for name in postfix})
-        self.sums, self.interval_start = {}, time.time()
+        self.sums, self.interval_start = RunningSums(), time.time()
         return True
 
     def stop(self, done: int) -> bool:
