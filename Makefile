@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.dgm-installed
 LIBRARY := $(shell find src/dgm -name '*.py' -o -name '*.npz')
 LIBRARY_STAMP := _build/.dgm-library-stamp
 
-.PHONY: book test bench student check-site vendor sync record env clean
+.PHONY: book test bench student check-site vendor sync record env clean assignments
 
 env: $(INSTALLED)
 
@@ -40,6 +40,11 @@ bench: $(INSTALLED)
 ## Build the student edition (no solutions) into _build/student/_build/html.
 student: $(INSTALLED) $(LIBRARY_STAMP)
 	$(BIN)/python tools/build_student.py
+
+## Build one assignment notebook per chapter into _build/assignments/student and the instructor's key into
+## _build/assignments/instructor/key.toml (seeded from the book: public answers); KEY=my_key.toml uses your own.
+assignments: $(INSTALLED)
+	$(BIN)/python tools/build_assignments.py $(if $(KEY),--key $(KEY))
 
 ## Check the built site in headless Chromium, offline, at desktop and phone widths; screenshots go to _build/screenshots.
 check-site: book

@@ -17,6 +17,7 @@ RANK = {
     "networks": 1,
     "data": 2,
     "training": 2,
+    "grading": 2,
     "latent": 3,
     "adversarial": 3,
     "diffusion": 3,
