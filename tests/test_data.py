@@ -58,3 +58,15 @@ def test_binarize_and_dequantize():
     values = mnist.dequantize(levels, generator)
     assert values.min() >= 0 and values.max() < 1
     assert ((values * 256).floor() == levels.float()).all()
+
+
+def test_binarized_draws_fresh_bits_from_grey_levels():
+    levels = torch.tensor([0, 255, 128], dtype=torch.uint8).repeat(20_000, 1)  # (20000, 3)
+    torch.manual_seed(0)
+    bits = mnist.binarized(levels)
+    assert bits.dtype == torch.float32 and bits.shape == levels.shape
+    assert (bits[:, 0] == 0).all() and (bits[:, 1] == 1).all()
+    assert bits[:, 2].mean().item() == pytest.approx(128 / 255, abs=0.01)
+    assert not torch.equal(mnist.binarized(levels), bits)  # a new draw each call
+    with pytest.raises(ValueError, match="uint8"):
+        mnist.binarized(levels.float() / 255.0)

@@ -127,6 +127,16 @@ def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> 
     return torch.bernoulli(images, generator=generator)
 
 
+def binarized(batch: torch.Tensor) -> torch.Tensor:
+    """Dynamic binarisation of a batch of grey levels: uint8 ``(B, ...)`` → a fresh draw of 0/1 floats ``(B, ...)``.
+
+    The ``transform`` the notebooks pass to :func:`dgm.training.fit`, so each epoch sees new bits.
+    """
+    if batch.dtype != torch.uint8:
+        raise ValueError(f"binarized expects uint8 grey levels 0..255, got {batch.dtype}; binarize takes intensities in [0, 1]")
+    return binarize(batch.float() / 255.0)
+
+
 def dequantize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniform dequantisation of uint8 grey levels: ``(x + u) / 256`` with ``u ~ U[0, 1)``, in [0, 1)."""
     noise = torch.rand(images.shape, generator=generator, device=images.device)

@@ -5,11 +5,11 @@ One objective covers both, per data point:
 $$\mathcal L_{\beta,\gamma}(x) = \mathbb E_{q(z \mid x)}[\log p(x \mid z)]
   - \beta\, \mathrm{KL}(q(z \mid x) \,\|\, p(z)) - \gamma\, \mathrm{TC}(q(z)),$$
 
-with $\gamma = 0$ the β-VAE (eq. {eq}`beta-lagrangian`) and $\beta = 1$
-FactorVAE (eq. {eq}`factorvae-objective`); $\beta = 1, \gamma = 0$ is the ELBO.
+with $\gamma = 0$ the β-VAE (book/beta_vae.md, eq. {eq}`beta-lagrangian`) and $\beta = 1$
+FactorVAE (book/beta_vae.md, eq. {eq}`factorvae-objective`); $\beta = 1, \gamma = 0$ is the ELBO.
 
 The total correlation $\mathrm{TC} = \mathrm{KL}(q(z) \,\|\, \prod_j q(z_j))$ is
-estimated by the density-ratio trick (eq. {eq}`tc-density-ratio`): a discriminator
+estimated by the density-ratio trick (book/beta_vae.md, eq. {eq}`tc-density-ratio`): a discriminator
 with logit $h(z)$ learns to tell codes $z \sim q(z)$ from codes whose
 dimensions were shuffled across the batch (:func:`permute_dims`, samples of
 $\prod_j q(z_j)$), and $\mathrm{TC} \approx \mathbb E_{q(z)}[h(z)]$.
@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from dgm.distributions import bernoulli_log_likelihood, density_ratio_loss, gaussian_kl, reparameterize
+from dgm.distributions import bernoulli_log_likelihood, density_ratio_loss
 from dgm.latent.vae import VAE
 from dgm.networks import mlp
 from dgm.profile import progress_enabled
@@ -48,29 +48,21 @@ def tc_discriminator(latent_dim: int, hidden: tuple[int, ...] = (512, 512)) -> n
     return mlp([latent_dim, *hidden, 1], nn.LeakyReLU)
 
 
-def vae_terms(model: VAE, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Reconstruction $\\log p(x \\mid z)$ ``(B,)``, exact KL ``(B,)`` and the sampled code ``z`` ``(B, L)``."""
-    x = model._flatten(x)
-    mean, log_var = model.encode(x)
-    z = reparameterize(mean, log_var)
-    return model.log_likelihood(x, z), gaussian_kl(mean, log_var), z
-
-
 def objective_loss(model: VAE, discriminator: nn.Module | None, x: Tensor, beta: float, gamma: float) -> dict[str, Tensor]:
     r"""Minus $\mathcal L_{\beta,\gamma}$ averaged over the batch, with its terms and the codes ``z`` (for the discriminator).
 
-    $\mathrm{TC} \approx \frac1B \sum_i h(z_i)$ (eq. {eq}`tc-density-ratio`); the
+    $\mathrm{TC} \approx \frac1B \sum_i h(z_i)$ (book/beta_vae.md, eq. {eq}`tc-density-ratio`); the
     discriminator is only read here — its own loss and step are
     :func:`tc_discriminator_loss`'s.
     """
-    reconstruction, kl, z = vae_terms(model, x)
-    loss = -reconstruction.mean() + beta * kl.mean()
-    terms = {"reconstruction": reconstruction.mean().detach(), "kl": kl.mean().detach()}
+    elbo = model.elbo(x)
+    loss = -elbo.reconstruction.mean() + beta * elbo.kl.mean()
+    terms = {"reconstruction": elbo.reconstruction.mean().detach(), "kl": elbo.kl.mean().detach()}
     if discriminator is not None:
-        tc = discriminator(z).mean()
+        tc = discriminator(elbo.z).mean()
         loss = loss + gamma * tc
         terms["tc"] = tc.detach()
-    return {"loss": loss, **terms, "z": z}
+    return {"loss": loss, **terms, "z": elbo.z}
 
 
 def tc_discriminator_loss(discriminator: nn.Module, z: Tensor, z_other: Tensor) -> dict[str, Tensor]:
@@ -147,7 +139,7 @@ def train_factor_vae(
         x_vae, x_other = x[:n], x[n:]
         if discriminator is not None:
             with torch.no_grad():  # codes of the second half, for the permuted ("fake") side of step 2
-                _, _, z_other = vae_terms(model, x_other)
+                z_other = model.elbo(x_other).z
             # 1. the VAE: its loss reads the discriminator, which is frozen so that this backward leaves it alone
             discriminator.requires_grad_(False)
         terms = objective_loss(model, discriminator, x_vae, settings.beta, settings.gamma)
@@ -177,4 +169,4 @@ def reconstruction_error(model: VAE, x: Tensor) -> Tensor:
     r"""$-\log p(x \mid \mu_\phi(x))$ per image ``(B,)`` in nats: the Bernoulli cross-entropy of the reconstruction from the code's mean."""
     with torch.no_grad():
         mean, _ = model.encode(x)
-        return -bernoulli_log_likelihood(model._flatten(x), model.decode(mean))
+        return -bernoulli_log_likelihood(model.flatten(x), model.decode(mean))

@@ -1,6 +1,6 @@
 r"""A two-layer hierarchical VAE (chapter "Hierarchical VAEs and posterior collapse", book/hvae.md).
 
-The model and the inference network (eq. {eq}`hvae-model`):
+The model and the inference network (book/hvae.md, eq. {eq}`hvae-model`):
 
 $$p(x, z_1, z_2) = p(x \mid z_1)\, p(z_1 \mid z_2)\, p(z_2), \qquad
   q(z_1, z_2 \mid x) = q(z_1 \mid x)\, q(z_2 \mid z_1),$$
@@ -10,7 +10,7 @@ with $p(z_2) = \mathcal N(0, I)$ and every conditional a diagonal Gaussian
 decoder also sees $z_2$: $p(x \mid z_1, z_2)$, a skip connection from the top
 layer to the data.
 
-The ELBO (eq. {eq}`hvae-elbo`) is a reconstruction term and two KL terms:
+The ELBO (book/hvae.md, eq. {eq}`hvae-elbo`) is a reconstruction term and two KL terms:
 
 $$\mathcal L(x) = \mathbb E_q[\log p(x \mid z_1)]
   - \mathbb E_q\Big[\log \frac{q(z_1 \mid x)}{p(z_1 \mid z_2)}\Big]
@@ -20,13 +20,14 @@ The middle term is estimated at the sampled $(z_1, z_2)$ (its two densities
 share no closed form, because $z_2$ is drawn given $z_1$); the top one is
 exact given $z_1$. Both remedies for posterior collapse are arguments of the
 loss: a KL weight (warm-up) and a free-bits floor per latent dimension.
+:class:`HVAE` is a :class:`dgm.latent.model.LatentVariableModel`, so the
+importance-weighted bound and active units of :mod:`dgm.evaluation.likelihood`
+serve it as they serve the one-layer VAE.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +38,7 @@ from dgm.distributions import (
     reparameterize,
     standard_normal_log_prob,
 )
+from dgm.latent.model import ELBOTerms, flatten_to, kl_per_dimension
 from dgm.networks import mlp
 
 
@@ -57,7 +59,11 @@ class HVAESettings:
 
 
 class HVAE(nn.Module):
-    r"""$q(z_1 \mid x)$, $q(z_2 \mid z_1)$, $p(z_1 \mid z_2)$, $p(x \mid z_1[, z_2])$; $p(z_2) = \mathcal N(0, I)$."""
+    r"""$q(z_1 \mid x)$, $q(z_2 \mid z_1)$, $p(z_1 \mid z_2)$, $p(x \mid z_1[, z_2])$; $p(z_2) = \mathcal N(0, I)$.
+
+    A :class:`dgm.latent.model.LatentVariableModel` whose code is $z = (z_1, z_2)$,
+    ``(..., L1 + L2)`` with $z_1$ first.
+    """
 
     def __init__(self, settings: HVAESettings | None = None) -> None:
         super().__init__()
@@ -68,53 +74,90 @@ class HVAE(nn.Module):
         decoder_in = s.z1_dim + (s.z2_dim if s.skip else 0)
         self.decoder = mlp([decoder_in, *reversed(s.hidden), s.data_dim])  # (z1[, z2]) → logits of p(x|·)
 
-    def flatten(self, x: Tensor) -> Tensor:
-        x = x.reshape(x.shape[0], -1)  # (B, D)
-        if x.shape[1] != self.settings.data_dim:
-            raise ValueError(f"expected inputs with {self.settings.data_dim} values each, got {x.shape[1]}")
-        return x
+    @property
+    def latent_layers(self) -> dict[str, int]:
+        """``{"z1": L1, "z2": L2}``, in the order of ``z``."""
+        return {"z1": self.settings.z1_dim, "z2": self.settings.z2_dim}
 
-    def decode(self, z1: Tensor, z2: Tensor) -> Tensor:
-        """Logits of $p(x \\mid z_1[, z_2])$: ``(..., D)``."""
-        return self.decoder(torch.cat([z1, z2], dim=-1) if self.settings.skip else z1)
+    def flatten(self, x: Tensor) -> Tensor:
+        """``(B, ...) → (B, D)``; a ``ValueError`` when the examples do not have ``D`` values."""
+        return flatten_to(x, self.settings.data_dim)
+
+    def split(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """``(..., L1 + L2) → (z1 (..., L1), z2 (..., L2))``."""
+        z1, z2 = z.split([self.settings.z1_dim, self.settings.z2_dim], dim=-1)
+        return z1, z2
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, ...) → (mean, log_var)`` of $q(z_1 \\mid x)$, each ``(B, L1)``."""
+        mean1, log_var1 = self.encoder1(self.flatten(x)).chunk(2, dim=-1)
+        return mean1, log_var1
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Logits of $p(x \\mid z_1[, z_2])$: ``(..., L1 + L2) → (..., D)``."""
+        return self.decoder(z if self.settings.skip else self.split(z)[0])
+
+    def mean_image(self, z: Tensor) -> Tensor:
+        """Pixel probabilities $\\mathbb E[x \\mid z]$: ``(..., L1 + L2) → (..., D)``."""
+        return torch.sigmoid(self.decode(z))
 
     @torch.no_grad()
-    def sample(self, count: int) -> Tensor:
-        r"""Ancestral samples' means: $z_2 \sim p(z_2)$, $z_1 \sim p(z_1 \mid z_2)$, then $\mathbb E[x \mid z_1, z_2]$: ``(count, D)``."""
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        r"""Ancestral samples' means: $z_2 \sim p(z_2)$, $z_1 \sim p(z_1 \mid z_2)$, then $\mathbb E[x \mid z_1, z_2]$: ``(n, D)``."""
         device = next(self.parameters()).device
-        z2 = torch.randn(count, self.settings.z2_dim, device=device)
-        z1 = reparameterize(*self.prior1(z2).chunk(2, dim=-1))
-        return torch.sigmoid(self.decode(z1, z2))
+        z2 = torch.randn(n, self.settings.z2_dim, generator=generator, device=device)
+        prior_mean1, prior_log_var1 = self.prior1(z2).chunk(2, dim=-1)
+        # $z_1 = \mu(z_2) + \sigma(z_2) \odot \varepsilon$, the reparameterised draw with the caller's generator
+        z1 = prior_mean1 + (0.5 * prior_log_var1).exp() * torch.randn(n, self.settings.z1_dim, generator=generator, device=device)
+        return self.mean_image(torch.cat([z1, z2], dim=-1))
 
+    def elbo(self, x: Tensor) -> ELBOTerms:
+        """One-sample estimates of the ELBO and its three terms (book/hvae.md, eq. {eq}`hvae-elbo`), per row of ``x`` ``(B, ...)``.
 
-class HVAETerms(NamedTuple):
-    """Per-example terms, ``(B,)`` nats, and the per-dimension KLs ``(B, L)`` that free bits acts on."""
+        ``kl_dims["z1"]`` is the middle term per dimension, estimated at the
+        sampled $(z_1, z_2)$; ``kl_dims["z2"]`` the top one, exact given $z_1$.
+        """
+        x = self.flatten(x)
+        mean1, log_var1 = self.encode(x)  # (B, L1) each
+        z1 = reparameterize(mean1, log_var1)
+        mean2, log_var2 = self.encoder2(z1).chunk(2, dim=-1)  # (B, L2) each
+        z2 = reparameterize(mean2, log_var2)
+        z = torch.cat([z1, z2], dim=-1)  # (B, L1 + L2)
+        prior_mean1, prior_log_var1 = self.prior1(z2).chunk(2, dim=-1)
+        reconstruction = bernoulli_log_likelihood(x, self.decode(z))
+        # $\log q(z_1 \mid x) - \log p(z_1 \mid z_2)$ per dimension, at the sampled $z_1, z_2$
+        kl1_dims = -0.5 * ((z1 - mean1).pow(2) / log_var1.exp() + log_var1) + 0.5 * (
+            (z1 - prior_mean1).pow(2) / prior_log_var1.exp() + prior_log_var1
+        )
+        # $\mathrm{KL}(q(z_2 \mid z_1) \,\|\, \mathcal N(0, I))$ per dimension, exact given $z_1$
+        kl2_dims = kl_per_dimension(mean2, log_var2)
+        kl1, kl2 = kl1_dims.sum(-1), kl2_dims.sum(-1)
+        return ELBOTerms(reconstruction - kl1 - kl2, reconstruction, kl1 + kl2, {"z1": kl1_dims, "z2": kl2_dims}, z)
 
-    elbo: Tensor
-    reconstruction: Tensor
-    kl1: Tensor
-    kl2: Tensor
-    kl1_dims: Tensor
-    kl2_dims: Tensor
+    def proposal(self, x: Tensor, samples: int) -> tuple[Tensor, Tensor]:
+        r"""$(z_1, z_2) \sim q(z_1 \mid x)\, q(z_2 \mid z_1)$ ``(k, B, L1 + L2)`` and $\log q(z_1, z_2 \mid x)$ ``(k, B)``."""
+        mean1, log_var1 = self.encode(x)
+        z1 = reparameterize(mean1, log_var1, samples)  # (k, B, L1)
+        mean2, log_var2 = self.encoder2(z1).chunk(2, dim=-1)
+        z2 = reparameterize(mean2, log_var2)  # (k, B, L2)
+        log_q = diagonal_normal_log_prob(z1, mean1, log_var1) + diagonal_normal_log_prob(z2, mean2, log_var2)
+        return torch.cat([z1, z2], dim=-1), log_q
 
+    def log_joint(self, x: Tensor, z: Tensor) -> Tensor:
+        r"""$\log p(x, z_1, z_2) = \log p(x \mid z_1[, z_2]) + \log p(z_1 \mid z_2) + \log p(z_2)$: x ``(B, ...)``, z ``(..., B, L1 + L2)`` → ``(..., B)``."""
+        x = self.flatten(x)
+        z1, z2 = self.split(z)
+        prior_mean1, prior_log_var1 = self.prior1(z2).chunk(2, dim=-1)
+        logits = self.decode(z)
+        return (bernoulli_log_likelihood(x.expand_as(logits), logits)
+                + diagonal_normal_log_prob(z1, prior_mean1, prior_log_var1) + standard_normal_log_prob(z2))
 
-def hvae_terms(model: HVAE, x: Tensor) -> HVAETerms:
-    """One-sample estimates of the ELBO and its three terms (eq. {eq}`hvae-elbo`)."""
-    x = model.flatten(x)
-    mean1, log_var1 = model.encoder1(x).chunk(2, dim=-1)  # (B, L1) each
-    z1 = reparameterize(mean1, log_var1)
-    mean2, log_var2 = model.encoder2(z1).chunk(2, dim=-1)  # (B, L2) each
-    z2 = reparameterize(mean2, log_var2)
-    prior_mean1, prior_log_var1 = model.prior1(z2).chunk(2, dim=-1)
-    reconstruction = bernoulli_log_likelihood(x, model.decode(z1, z2))
-    # $\log q(z_1 \mid x) - \log p(z_1 \mid z_2)$ per dimension, at the sampled $z_1, z_2$
-    kl1_dims = -0.5 * ((z1 - mean1).pow(2) / log_var1.exp() + log_var1) + 0.5 * (
-        (z1 - prior_mean1).pow(2) / prior_log_var1.exp() + prior_log_var1
-    )
-    # $\mathrm{KL}(q(z_2 \mid z_1) \,\|\, \mathcal N(0, I))$ per dimension, exact given $z_1$
-    kl2_dims = 0.5 * (mean2.pow(2) + log_var2.exp() - 1.0 - log_var2)
-    kl1, kl2 = kl1_dims.sum(-1), kl2_dims.sum(-1)
-    return HVAETerms(reconstruction - kl1 - kl2, reconstruction, kl1, kl2, kl1_dims, kl2_dims)
+    def posterior_means(self, x: Tensor, samples: int = 10) -> dict[str, Tensor]:
+        r"""$\mathbb E_q[z_1 \mid x] = \mu_1(x)$ and $\mathbb E_q[z_2 \mid x] = \mathbb E_{q(z_1 \mid x)}[\mu_2(z_1)]$, the latter over ``samples`` draws of $z_1$; each ``(B, L)``."""
+        mean1, log_var1 = self.encode(x)
+        z1 = reparameterize(mean1, log_var1, samples)  # (S, B, L1)
+        mean2 = self.encoder2(z1).chunk(2, dim=-1)[0].mean(dim=0)  # (B, L2)
+        return {"z1": mean1, "z2": mean2}
 
 
 def free_bits(kl_dims: Tensor, floor: float) -> Tensor:
@@ -134,15 +177,16 @@ def hvae_loss(model: HVAE, x: Tensor, *, kl_weight: float = 1.0, floor: float = 
     The logged ``elbo`` is always the true ELBO ($w = 1$, no floor), so runs with
     and without the remedies compare on the same scale.
     """
-    terms = hvae_terms(model, x)
-    penalty = free_bits(terms.kl1_dims, floor) + free_bits(terms.kl2_dims, floor)
+    terms = model.elbo(x)
+    penalty = free_bits(terms.kl_dims["z1"], floor) + free_bits(terms.kl_dims["z2"], floor)
     loss = -terms.reconstruction.mean() + kl_weight * penalty
+    kl1, kl2 = terms.kl_layers.values()
     return {
         "loss": loss,
         "elbo": terms.elbo.mean().detach(),
         "reconstruction": terms.reconstruction.mean().detach(),
-        "kl1": terms.kl1.mean().detach(),
-        "kl2": terms.kl2.mean().detach(),
+        "kl1": kl1.mean().detach(),
+        "kl2": kl2.mean().detach(),
     }
 
 
@@ -164,51 +208,3 @@ class HVAEObjective:
 
     def __call__(self, model: nn.Module, x: Tensor) -> dict[str, Tensor]:
         return hvae_loss(model, x, kl_weight=self.kl_weight, floor=self.floor)
-
-
-@torch.no_grad()
-def active_units(model: HVAE, x: Tensor, *, threshold: float = 0.01, samples: int = 10) -> tuple[Tensor, Tensor]:
-    r"""Activity $A_u = \mathrm{Cov}_x\big(\mathbb E_{q(u \mid x)}[u]\big)$ of every unit of $z_1$ and $z_2$ (Burda et al. 2016).
-
-    A unit is active when $A_u > $ ``threshold``. For $z_2$ the inner
-    expectation averages $\mu_2(z_1)$ over ``samples`` draws of $z_1 \sim q(z_1 \mid x)$.
-
-    Returns:
-        the activities ``(L1,)`` and ``(L2,)``.
-    """
-    x = model.flatten(x)
-    mean1, log_var1 = model.encoder1(x).chunk(2, dim=-1)
-    z1 = reparameterize(mean1, log_var1, samples)  # (S, B, L1)
-    mean2 = model.encoder2(z1).chunk(2, dim=-1)[0].mean(dim=0)  # (B, L2): E_q[z2 | x]
-    return mean1.var(dim=0), mean2.var(dim=0)
-
-
-@torch.no_grad()
-def iwae_bound(model: HVAE, x: Tensor, samples: int) -> Tensor:
-    r"""$\log \frac1k \sum_i p(x, z_1^i, z_2^i) / q(z_1^i, z_2^i \mid x)$ per row ``(B,)``: a bound on $\log p(x)$ that tightens with $k$."""
-    x = model.flatten(x)
-    mean1, log_var1 = model.encoder1(x).chunk(2, dim=-1)
-    z1 = reparameterize(mean1, log_var1, samples)  # (k, B, L1)
-    mean2, log_var2 = model.encoder2(z1).chunk(2, dim=-1)
-    z2 = reparameterize(mean2, log_var2)  # (k, B, L2)
-    prior_mean1, prior_log_var1 = model.prior1(z2).chunk(2, dim=-1)
-    log_p = (bernoulli_log_likelihood(x.expand(samples, *x.shape), model.decode(z1, z2))
-             + diagonal_normal_log_prob(z1, prior_mean1, prior_log_var1) + standard_normal_log_prob(z2))
-    log_q = diagonal_normal_log_prob(z1, mean1, log_var1) + diagonal_normal_log_prob(z2, mean2, log_var2)
-    return torch.logsumexp(log_p - log_q, dim=0) - math.log(samples)
-
-
-
-@torch.no_grad()
-def evaluate(model: HVAE, data: Tensor, *, samples: int, batch_size: int = 100) -> dict[str, float]:
-    """Mean ELBO, its three terms and the IWAE bound with ``samples`` importance samples over ``data`` ``(N, ...)``, in nats."""
-    model.eval()
-    device = next(model.parameters()).device
-    totals = torch.zeros(5, dtype=torch.float64)
-    for start in range(0, len(data), batch_size):
-        x = data[start : start + batch_size].to(device)
-        terms = hvae_terms(model, x)
-        parts = [terms.elbo, terms.reconstruction, terms.kl1, terms.kl2, iwae_bound(model, x, samples)]
-        totals += torch.stack([part.sum() for part in parts]).double().cpu()
-    means = (totals / len(data)).tolist()
-    return dict(zip(["elbo", "reconstruction", "kl1", "kl2", "iwae"], means))
