@@ -18,6 +18,7 @@ notebooks carry each question's text and symbol names, never an answer.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import shutil
 import sys
@@ -103,6 +104,7 @@ def chapter_title(path: Path) -> str:
     return heading[2:].strip() if heading else path.stem
 
 
+@functools.cache
 def install_source() -> str | None:
     """The Colab install cell of the book's notebooks (_ext/colab.py), for the student edition's repository."""
     try:
