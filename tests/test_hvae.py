@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -129,3 +130,45 @@ def test_seeded_training_on_the_bundled_digits_raises_the_elbo():
 def test_inputs_of_the_wrong_size_are_refused():
     with pytest.raises(ValueError, match="784 values"):
         HVAE().elbo(torch.zeros(2, 1, 27, 27))
+
+
+def test_the_importance_weights_are_the_models_densities():
+    """proposal and log_joint against torch.distributions, on a model with hidden layers and the skip connection."""
+    from torch.distributions import Bernoulli, Normal
+
+    torch.manual_seed(0)
+    model = HVAE(HVAESettings(data_dim=16, z1_dim=4, z2_dim=2, hidden=(16,), top_hidden=(8,), skip=True))
+    x = torch.rand(5, 16).round()
+    with torch.no_grad():
+        z, log_q = model.proposal(x, 3)  # (3, 5, 6), (3, 5)
+        log_p = model.log_joint(x, z)
+        z1, z2 = z[..., :4], z[..., 4:]
+        mean1, log_var1 = model.encoder1(x).chunk(2, dim=-1)
+        mean2, log_var2 = model.encoder2(z1).chunk(2, dim=-1)
+        prior_mean, prior_log_var = model.prior1(z2).chunk(2, dim=-1)
+        expected_q = Normal(mean1, (0.5 * log_var1).exp()).log_prob(z1).sum(-1) + Normal(mean2, (0.5 * log_var2).exp()).log_prob(z2).sum(-1)
+        expected_p = (Bernoulli(logits=model.decoder(z)).log_prob(x).sum(-1)
+                      + Normal(prior_mean, (0.5 * prior_log_var).exp()).log_prob(z1).sum(-1) + Normal(0.0, 1.0).log_prob(z2).sum(-1))
+    torch.testing.assert_close(log_q, expected_q)
+    torch.testing.assert_close(log_p, expected_p)
+
+
+def test_the_bound_approaches_log_evidence_computed_by_quadrature():
+    """One data value, linear maps, a Bernoulli decoder: log p(x) = log ∫ Bern(x; σ(b z₁ + e)) N(z₁; 0, a² + s₁²) dz₁."""
+    torch.manual_seed(0)
+    model, b, e = linear_instance(), 1.5, -0.4
+    with torch.no_grad():
+        model.decoder[0].weight.fill_(b)
+        model.decoder[0].bias.fill_(e)
+        model.encoder1[0].bias[1] = math.log(1.3)  # q(z₁ | x) wider than the posterior, so that the weights have light tails
+    nodes, weights = np.polynomial.hermite_e.hermegauss(80)  # ∫ f(t) exp(-t²/2) dt ≈ Σ wᵢ f(tᵢ)
+    z1 = math.sqrt(A**2 + S1) * nodes
+    for value in (0.0, 1.0):
+        p_one = 1 / (1 + np.exp(-(b * z1 + e)))
+        evidence = math.log(float((weights * (p_one if value else 1 - p_one)).sum()) / math.sqrt(2 * math.pi))
+        x = torch.full((400, 1), value)
+        with torch.no_grad():
+            elbo = model.elbo(x.repeat(50, 1)).elbo.mean().item()
+            bound = iwae_bound(model, x, 1000).mean().item()
+        assert elbo < evidence - 0.01  # q is not the posterior here
+        assert bound == pytest.approx(evidence, abs=0.01)
