@@ -53,7 +53,7 @@ class NoiseConditionalConvNet(nn.Module):
     Two resolutions below the input (28 → 14 → 7) and back, with skip connections;
     $\log\sigma$ enters every block as a learned per-channel shift (the conditioning
     of NCSN's networks, in its simplest form). ``channels`` sets the widths
-    ``(c, 2c, 2c)``: 0.1 M parameters at ``c = 32``.
+    ``(c, 2c, 2c)``.
 
     Shapes: ``x (B, 1, 28, 28)``, ``sigma (B,)`` or a float → ``(B, 1, 28, 28)``.
     """
@@ -86,7 +86,7 @@ class NoiseConditionalConvNet(nn.Module):
 
 
 class _ConditionedBlock(nn.Module):
-    """GroupNorm → SiLU → conv (optionally strided), plus a per-channel shift from the σ embedding, twice."""
+    """A residual block: (GroupNorm → SiLU → conv) twice, a per-channel shift from the σ embedding between, plus a skip."""
 
     def __init__(self, fan_in: int, fan_out: int, embedding: int, stride: int = 1) -> None:
         super().__init__()
@@ -95,11 +95,13 @@ class _ConditionedBlock(nn.Module):
         self.shift = nn.Linear(embedding, fan_out)
         self.norm2 = nn.GroupNorm(8, fan_out)
         self.conv2 = nn.Conv2d(fan_out, fan_out, 3, padding=1)
+        same = fan_in == fan_out and stride == 1
+        self.skip = nn.Identity() if same else nn.Conv2d(fan_in, fan_out, 1, stride=stride)
 
     def forward(self, h: Tensor, e: Tensor) -> Tensor:
-        h = self.conv1(nn.functional.silu(self.norm1(h)))  # (B, fan_out, H', W')
-        h = h + self.shift(e)[:, :, None, None]  # the σ-dependent shift, broadcast over pixels
-        return self.conv2(nn.functional.silu(self.norm2(h)))
+        out = self.conv1(nn.functional.silu(self.norm1(h)))  # (B, fan_out, H', W')
+        out = out + self.shift(e)[:, :, None, None]  # the σ-dependent shift, broadcast over pixels
+        return self.skip(h) + self.conv2(nn.functional.silu(self.norm2(out)))
 
 
 def _sigma_batch(sigma: Tensor | float, x: Tensor) -> Tensor:
