@@ -166,6 +166,21 @@ def test_the_student_notebooks_hold_questions_but_no_answers(built: Path):
     assert "{eq}" not in text and "{doc}" not in text  # MyST roles written as plain Markdown
 
 
+def test_an_assignment_notebook_runs_and_checks_form_only(built: Path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    book = nbformat.reads(json.dumps(fill(built / "mine" / "student" / "vi.ipynb", {"ex-vi-kl": "mu + v"})), 4)
+    NotebookClient(book, timeout=120, kernel_name="python3").execute()
+    shown = {
+        cell.metadata["dgm"]["answer"]: cell.outputs[0]["data"]["text/markdown"]
+        for cell in book.cells
+        if cell.cell_type == "code" and "dgm" in cell.metadata
+    }
+    assert shown["ex-vi-kl"].startswith("✎ **Well-formed.** It reads as mu + v.")  # wrong, but not said
+    assert shown["ex-vi-mean-field"].startswith("… **Unanswered.**")
+
+
 def test_a_key_question_without_text_is_refused(built: Path, tmp_path: Path):
     key = tmp_path / "key.toml"
     key.write_text('["hw-x"]\nchapter = "vi"\nanswer = "mu"\nsymbols = { mu = "real" }\n')
@@ -179,7 +194,7 @@ def test_the_form_check_says_readable_never_right():
     right = sheet("ex-vi-kl", "(v/v_p + (mu - mu_p)**2/v_p - 1 - log(v/v_p))/2")
     wrong = sheet("ex-vi-kl", "mu + v")
     assert right.status == wrong.status == "well-formed"
-    assert "correct" not in right.message.lower() and "reads as mu + v" in wrong.message
+    assert "correct" not in right.message.lower() and "It reads as mu + v." in wrong.message
     assert sheet("ex-vi-kl", "...").status == "unanswered"
     assert sheet("ex-vi-kl", "sigma + 1").status == "malformed"
     assert sheet("ex-vi-kl", "__import__('os').system('true')").status == "malformed"

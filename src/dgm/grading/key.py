@@ -202,7 +202,7 @@ class AnswerSheet:
             raise KeyError(f"no question {label!r} in this assignment; its questions are {', '.join(self.symbols)}")
         names = ", ".join(map(str, self.symbols[label])) or "no symbols (a number)"
         if answer is ... or (isinstance(answer, str) and answer.strip() in ("", "...")):
-            return FormCheck("unanswered", f"replace ... with your formula, as text in quotes; it may use {names}.")
+            return FormCheck("unanswered", f"Replace ... with your formula, as text in quotes; it may use {names}.")
         if not isinstance(answer, str):
             return FormCheck(
                 "malformed", f'write your answer as text in quotes, e.g. "2*mu", not a {type(answer).__name__}.'
@@ -211,5 +211,5 @@ class AnswerSheet:
             expr = parse_answer(answer, self.symbols[label])
         except ValueError as error:
             return FormCheck("malformed", str(error))
-        return FormCheck("well-formed", f"it reads as {shorten(sp.sstr(expr), 200)}. Whether it is right is "
+        return FormCheck("well-formed", f"It reads as {shorten(sp.sstr(expr), 200)}. Whether it is right is "
                                         "decided when your notebook is graded.")  # fmt: skip
