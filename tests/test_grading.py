@@ -126,6 +126,12 @@ def test_the_key_round_trips_and_its_own_answer_is_correct():
         ('chapter = "vi"\nanswer = "mu"\nsymbols = { mu = "real" }\nwrt = ["nu"]', "not in symbols"),
         ('chapter = "vi"\nanswer = "mu"\nsymbols = { mu = "real" }\naccept = ["wrong"]', "accept must list"),
         ('chapter = "vi"\nanswer = 3\nsymbols = {}', "answer must be a formula in quotes"),
+        ('chapter = "vi"\nanswer = "1"\naccept = 3', "accept must list"),
+        ('chapter = "vi"\nanswer = "1"\nsymbols = { mu = ["real"] }', "kind one of"),
+        ('chapter = "vi"\nanswer = "1"\ndomain = 5', "wrong form"),
+        ('chapter = "vi"\nanswer = "1"\nquestion = 5', "must be text"),
+        ('chapter = "vi"\nanswer = "1"\nsymbols = { "mu p" = "real" }', "Python name"),
+        ('chapter = "vi"\nanswer = "1"\npoints = "many"', "wrong form"),
     ],
 )
 def test_a_bad_key_is_refused_naming_the_question(tmp_path: Path, table: str, complaint: str):
@@ -311,7 +317,8 @@ def test_the_summary_and_the_command(graded: tuple[Path, dict], built: Path, tmp
     )
     out = tmp_path / "grades.csv"
     assert main([str(folder), "--key", str(built / "mine" / "instructor" / "key.toml"), "--out", str(out)]) == 0
-    assert "wrote 14 rows" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "wrote 14 rows" in printed.out and "note: 6 of these questions are public" in printed.err
     rows = rows_of(out)
     assert rows["eve", "ex-vi-kl"]["verdict"] == "missing"
     assert rows["mallory", "ex-vi-tight"]["message"] == "'=SUM(A1)"  # a spreadsheet will not run it

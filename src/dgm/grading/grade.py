@@ -287,4 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(summary(rows, key))
     print(f"wrote {len(rows)} rows to {args.out}")
+    public = sorted({row.exercise for row in rows if row.exercise in key and key[row.exercise].public})
+    if public:
+        print(f"note: {len(public)} of these questions are public (the book's own, public = true in the key): "
+              "their answers ship with dgm and the book's solutions.", file=sys.stderr)  # fmt: skip
     return 0

@@ -117,20 +117,23 @@ def _entry(label: str, table: object, where: str) -> KeyEntry:
         raise fail(f"unknown setting(s) {', '.join(sorted(unknown))}")
     if not isinstance(table.get("chapter"), str) or not table["chapter"]:
         raise fail('needs chapter = "<the assignment it belongs to, e.g. vi>"')
-    symbols = table.get("symbols", {})
-    if not isinstance(symbols, dict) or any(kind not in KINDS for kind in symbols.values()):
+    symbols, accept = table.get("symbols", {}), table.get("accept", ["correct"])
+    if not isinstance(symbols, dict) or not all(isinstance(kind, str) and kind in KINDS for kind in symbols.values()):
         raise fail(f"symbols must be a table name = kind, with kind one of {', '.join(KINDS)}")
-    accept = tuple(table.get("accept", ("correct",)))
+    if not all(name.isidentifier() for name in symbols):
+        raise fail("a symbol's name must be a Python name (letters, digits and _), e.g. mu_p")
     statuses = ("correct", "up to a constant", "up to a factor")
-    if not accept or any(status not in statuses for status in accept):
+    if not isinstance(accept, list) or not accept or any(status not in statuses for status in accept):
         raise fail(f"accept must list verdicts among {', '.join(statuses)}")
+    if not all(isinstance(table.get(name, ""), str) for name in ("title", "question")):
+        raise fail("title and question must be text in quotes")
     try:
-        wrt = tuple(table["wrt"]) if "wrt" in table else None
+        wrt = tuple(map(str, table["wrt"])) if "wrt" in table else None
         domain = {str(name): (float(low), float(high)) for name, (low, high) in table.get("domain", {}).items()}
-        entry = KeyEntry(label, table["chapter"], str(table.get("title", label)), table.get("answer"),
-                         dict(symbols), wrt, domain, accept, float(table.get("points", 1.0)),
+        entry = KeyEntry(label, table["chapter"], table.get("title", label), table.get("answer"),
+                         dict(symbols), wrt, domain, tuple(accept), float(table.get("points", 1.0)),
                          table.get("question"), bool(table.get("public", False)))  # fmt: skip
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, AttributeError) as error:
         raise fail(f"a setting has the wrong form ({error}); see the example at the top of the key") from None
     named = set(wrt or ()) | set(domain)
     if not named <= set(symbols):
