@@ -1,17 +1,17 @@
 r"""Langevin samplers that take the score as an argument (book/scores.md).
 
-One step of Langevin dynamics (eq. {eq}`langevin`; {cite}`welling2011bayesian`) is
+One step of Langevin dynamics (book/scores.md, eq. {eq}`langevin`; {cite}`welling2011bayesian`) is
 
 $$x \leftarrow x + \delta\,\nabla_x \log p(x) + \sqrt{2\delta}\,\varepsilon, \qquad \varepsilon \sim \mathcal N(0, I).$$
 
 Without the noise it is gradient ascent on $\log p$ and ends at a mode; with
 it, and $\delta \to 0$, the chain's stationary law is $p$. For a finite step the
 law is biased: on $\mathcal N(0, s^2)$ the chain's stationary variance is
-$s^2 / (1 - \delta / 2s^2)$ (eq. {eq}`langevin-stationary-variance`).
+$s^2 / (1 - \delta / 2s^2)$ (book/scores.md, eq. {eq}`langevin-stationary-variance`).
 
 Annealed Langevin {cite}`song2019generative` runs the chain on the noisy
 marginals $q_{\sigma_1}, \dots, q_{\sigma_L}$ from the largest $\sigma$ to the
-smallest, with steps $\delta_i = \delta\,(\sigma_i/\sigma_L)^2$ (eq. {eq}`annealed-langevin`).
+smallest, with steps $\delta_i = \delta\,(\sigma_i/\sigma_L)^2$ (book/scores.md, eq. {eq}`annealed-langevin`).
 
 Both loops are short on purpose: a reader can step through them.
 """
@@ -102,7 +102,7 @@ def annealed_langevin(
         return_levels: also return the state at the end of each level (``L`` tensors ``(B, ...)`` on the CPU).
         denoise: after the last level, one noise-free step $x + \sigma_L^2 s(x, \sigma_L)$ — the posterior mean
             $\mathbb E[x_0 \mid x]$ by Tweedie's formula, which removes the last level's noise
-            (eq. {eq}`dsm-target`: the score is $-\mathbb E[\varepsilon \mid \tilde x]/\sigma$).
+            (book/scores.md, eq. {eq}`dsm-target`: the score is $-\mathbb E[\varepsilon \mid \tilde x]/\sigma$).
     Returns:
         the final state ``(B, ...)``, and with ``return_levels`` the list of per-level states.
     """

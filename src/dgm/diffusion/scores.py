@@ -1,20 +1,23 @@
 r"""Score matching: fitting $s_\theta(x) \approx \nabla_x \log q(x)$ without knowing $q$'s normaliser.
 
-Read beside {doc}`book/scores`. Every loss is a small pure function of a score
+Read beside the chapter book/scores.md. Every loss is a small pure function of a score
 model and a batch; it returns its terms as a dict (``"loss"`` is the one to
 minimise), takes no optimizer step and logs nothing (STYLE.md §7):
 
-* :func:`explicit_score_matching` — the target score is known (eq. ``score-matching``);
-* :func:`hyvarinen_score_matching` — integration by parts removes the unknown score; the
-  trace of the Jacobian costs one backward pass per dimension;
-* :func:`sliced_score_matching` — the trace replaced by random projections (eq. ``sliced-score-matching``);
-* :func:`denoising_score_matching` — regress on the score of the noise (eq. ``denoising-score-matching``);
+* :func:`explicit_score_matching` — the target score is known (book/scores.md, eq. {eq}`score-matching`, left side);
+* :func:`hyvarinen_score_matching` — integration by parts removes the unknown score
+  (book/scores.md, eq. {eq}`score-matching`,
+  right side); the trace of the Jacobian costs one backward pass per dimension;
+* :func:`sliced_score_matching` — the trace replaced by random projections
+  (book/scores.md, eq. {eq}`sliced-score-matching`);
+* :func:`denoising_score_matching` — regress on the score of the noise
+  (book/scores.md, eq. {eq}`denoising-score-matching`, target eq. {eq}`dsm-target`);
 * :func:`noise_conditional_dsm` — the same over several noise levels, weighted by
-  $\lambda(\sigma) = \sigma^2$ (eq. ``ncsn-objective``).
+  $\lambda(\sigma) = \sigma^2$ (book/scores.md, eq. {eq}`ncsn-objective`).
 
 Exact scores to check them and the samplers against: :class:`IsotropicMixture`
 (a mixture of isotropic Gaussians, also after Gaussian noise is added) and
-:func:`kernel_score`, the score of a Gaussian kernel density estimate (eq. ``kernel-score``).
+:func:`kernel_score`, the score of a Gaussian kernel density estimate (book/scores.md, eq. {eq}`kernel-score`).
 
 A score model is any callable ``(B, D) → (B, D)``; a noise-conditional one
 takes ``(x, sigma)`` with ``sigma`` of shape ``(B,)``. Images ``(B, C, H, W)``
@@ -175,7 +178,7 @@ def denoising_score_matching(
     $\nabla_{\tilde x} \log q(\tilde x \mid x) = (x - \tilde x)/\sigma^2 = -\varepsilon/\sigma$
     (book/scores.md, eq. {eq}`dsm-target`). The objective equals explicit score
     matching against the noisy marginal $q_\sigma$ plus a constant
-    (eq. {eq}`denoising-score-matching`), so its minimiser is $\nabla \log q_\sigma$.
+    (book/scores.md, eq. {eq}`denoising-score-matching`), so its minimiser is $\nabla \log q_\sigma$.
 
     Args:
         score_model: ``(B, ...) → (B, ...)``.
@@ -284,7 +287,7 @@ class IsotropicMixture:
     Adding $\mathcal N(0, \sigma^2 I)$ noise to a sample gives the mixture with the same
     weights and variances $s_k^2 + \sigma^2$, so the score of every noisy marginal
     $q_\sigma$ is known exactly: the target that DSM's minimiser should reach
-    (eq. {eq}`denoising-score-matching`) and the field annealed Langevin follows.
+    (book/scores.md, eq. {eq}`denoising-score-matching`) and the field annealed Langevin follows.
 
     Attributes:
         means: ``(K, D)``; stds: ``(K,)``; weights: ``(K,)``, positive, summing to one.
