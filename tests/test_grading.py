@@ -331,6 +331,23 @@ def test_the_summary_and_the_command(graded: tuple[Path, dict], built: Path, tmp
     assert rows_of(tmp_path / "again.csv") == rows
 
 
+def test_which_assignment_a_notebook_is(built: Path, tmp_path: Path):
+    key = load_key(built / "mine" / "instructor" / "key.toml")
+    no_metadata = fill(built / "mine" / "student" / "vi.ipynb", {"ex-vi-mean-field": "1/L11"})
+    del no_metadata["metadata"]["dgm_assignment"]  # lost on the way: the questions it answers say vi
+    (tmp_path / "ann.ipynb").write_text(json.dumps(no_metadata))
+    (tmp_path / "ben").mkdir()
+    (tmp_path / "ben" / "vae.ipynb").write_text("{")  # broken, but its name says vae
+    (tmp_path / "cat.ipynb").write_text('{"cells": [], "metadata": {"dgm_assignment": "exam"}}')
+    rows = grade_folder(tmp_path, key)
+    chapters_of = {(row.student, key[row.exercise].chapter if row.exercise in key else "*") for row in rows}
+    assert chapters_of == {("ann", "vi"), ("ben", "vae"), ("cat", "*")}
+    assert next(row for row in rows if row.exercise == "ex-vi-mean-field").verdict == "correct"
+    cat = next(row for row in rows if row.student == "cat")
+    assert "names the assignment 'exam', which the key does not have" in cat.message
+    assert {row.verdict for row in rows if row.student == "ben"} == {"unreadable"}
+
+
 # -- exercise numbers per chapter, and the how-to page ---------------------------------------------
 
 

@@ -204,24 +204,22 @@ def grade_folder(
     rows: list[Row] = []
     for path, student in students:
         result = read[path]
-        if isinstance(result, str):  # unreadable: the assignment given, or its name, or the folder's only one
-            guess = assignment or (
-                path.stem if path.stem in chapters else next(iter(named)) if len(named) == 1 else None
-            )
-            entries = chapters[guess] if guess is not None else []
-            rows += [Row(student, entry.label, "unreadable", result) for entry in entries]
-            rows += [] if entries else [Row(student, "*", "unreadable", result)]
-            continue
-        chosen = assignment or result[0]
-        if chosen not in chapters:
-            said = (
-                f"names the assignment {chosen!r}, which the key does not have"
-                if chosen
-                else "does not say which assignment it is"
-            )
-            rows.append(Row(student, "*", "unreadable", f"the notebook {said}; pass --assignment"))
-            continue
-        rows += [_grade_one(entry, result[1].get(entry.label), student, time_limit) for entry in chapters[chosen]]
+        answered = {key[label].chapter for label in result[1]} if isinstance(result, tuple) else set()
+        # Which assignment: the one given, else the notebook's metadata, else that of the questions it
+        # answers, else its file name, else the folder's only one.
+        named_here = result[0] if isinstance(result, tuple) else None
+        only = next(iter(named)) if len(named) == 1 else None
+        guesses = [assignment, named_here, next(iter(answered)) if len(answered) == 1 else None, path.stem, only]
+        chosen = next((guess for guess in guesses if guess in chapters), None)
+        if chosen is None:
+            reason = result if isinstance(result, str) else "the notebook does not say which assignment it is"
+            if named_here is not None:
+                reason = f"the notebook names the assignment {named_here!r}, which the key does not have"
+            rows.append(Row(student, "*", "unreadable", f"{reason}; pass --assignment"))
+        elif isinstance(result, str):
+            rows += [Row(student, entry.label, "unreadable", result) for entry in chapters[chosen]]
+        else:
+            rows += [_grade_one(entry, result[1].get(entry.label), student, time_limit) for entry in chapters[chosen]]
     return rows
 
 
