@@ -55,7 +55,7 @@ def read_toc(path: str | Path) -> dict:
 
 def map_lines(toc: dict) -> list[str]:
     """The MyST table of the ``{course-map}`` directive: one row per numbered chapter, its notebooks linked."""
-    lines = ["| | Chapter | Training notebooks |", "|---|---|---|"]
+    lines = ["| # | Chapter | Training notebooks |", "|---|---|---|"]
     for chapter in chapters(toc):
         if chapter.number is None:
             continue
