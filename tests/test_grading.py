@@ -250,6 +250,8 @@ def graded(built: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     (folder / "carol").mkdir()
     (folder / "carol" / "vi.ipynb").write_text(json.dumps(fill(blank, {"ex-vi-kl": good["ex-vi-kl"]})))
     (folder / "link.ipynb").symlink_to(folder / "good.ipynb")
+    (folder / ".ipynb_checkpoints").mkdir()  # Jupyter's copies are no submissions
+    (folder / ".ipynb_checkpoints" / "good-checkpoint.ipynb").write_text("{")
     key = load_key(built / "mine" / "instructor" / "key.toml")
     rows = grade_folder(folder, key, max_bytes=2**20, time_limit=5.0)
     out = folder.parent / "grades.csv"
@@ -300,6 +302,7 @@ def test_bad_submissions_get_a_row_with_a_reason(graded: tuple[Path, dict]):
     )
     assert hostile["hw-vi-1"]["verdict"] == "malformed" and "not valid Python" in hostile["hw-vi-1"]["message"]
     counts = {student for student, _ in rows}
+    assert ".ipynb_checkpoints" not in counts and "good-checkpoint" not in counts
     assert len(rows) == len(counts) * len(labels)  # every notebook, every question: one row each
 
 

@@ -181,7 +181,7 @@ def grade_folder(
     time_limit: float = TIME_LIMIT,
     max_bytes: int = MAX_NOTEBOOK_BYTES,
 ) -> list[Row]:
-    """A row per student and question of every ``*.ipynb`` under ``folder``, sorted by student.
+    """A row per student and question of every ``*.ipynb`` under ``folder`` (not hidden ones: .ipynb_checkpoints).
 
     The assignment is ``assignment`` if given, else the one each notebook's metadata names.
     """
@@ -193,7 +193,12 @@ def grade_folder(
         chapters[entry.chapter].append(entry)
     if assignment is not None and assignment not in chapters:
         raise ValueError(f"the key has no questions for assignment {assignment!r}; it has {', '.join(chapters)}")
-    students = sorted(_students(sorted(folder.rglob("*.ipynb")), folder).items(), key=lambda item: (item[1], item[0]))
+    paths = [
+        path
+        for path in folder.rglob("*.ipynb")
+        if not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    ]
+    students = sorted(_students(sorted(paths), folder).items(), key=lambda item: (item[1], item[0]))
     read: dict[Path, tuple[str | None, dict[str, Found]] | str] = {}
     for path, _ in students:
         try:
