@@ -137,6 +137,8 @@ def test_evaluate_likelihood_reports_every_layer(small_model):
     assert report.kl == pytest.approx(sum(report.kl_layers.values()), rel=1e-5)
     assert report.elbo == pytest.approx(report.reconstruction - report.kl, rel=1e-5)
     assert report.iwae > report.elbo  # an untrained model is far from its posterior: the gap shows at k = 8
+    with pytest.raises(ValueError, match="chunk"):
+        evaluate_likelihood(small_model, data, samples=8, chunk=0, progress=False)
 
 
 def test_active_units_follow_the_posterior_means_layer_by_layer(small_model):

@@ -84,18 +84,20 @@ def evaluate_likelihood(
     *,
     samples: int,
     batch_size: int = 100,
+    chunk: int | None = None,
     transform: Callable[[Tensor], Tensor] | None = None,
     progress: bool | None = None,
 ) -> LikelihoodReport:
     """Average ELBO, its terms and the IWAE bound with ``samples`` importance samples over ``data`` ``(N, ...)``.
 
-    The importance samples are drawn at most ``20,000 / batch_size`` at a time, to bound memory.
+    The importance samples are drawn at most ``chunk`` at a time (default ``20,000 / batch_size``),
+    to bound memory; a larger ``chunk`` is faster where memory allows.
     """
     model.eval()
     device = next(model.parameters()).device
     layers = list(model.latent_layers)
     totals = torch.zeros(4 + len(layers), dtype=torch.float64)
-    chunk = max(1, 20_000 // max(batch_size, 1))
+    chunk = max(1, 20_000 // max(batch_size, 1)) if chunk is None else chunk
     for start in tqdm(range(0, len(data), batch_size), desc="evaluating", disable=not (progress_enabled() if progress is None else progress)):
         x = data[start : start + batch_size].to(device)
         if transform is not None:
