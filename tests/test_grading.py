@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -185,6 +186,16 @@ def test_an_assignment_notebook_runs_and_checks_form_only(built: Path):
     }
     assert shown["ex-vi-kl"].startswith("✎ **Well-formed.** It reads as mu + v.")  # wrong, but not said
     assert shown["ex-vi-mean-field"].startswith("… **Unanswered.**")
+
+
+def test_reseeding_keeps_an_edited_key(built: Path, tmp_path: Path):
+    run = [sys.executable, str(ROOT / "tools" / "build_assignments.py"), "--out", str(tmp_path)]
+    shutil.copytree(built / "seeded", tmp_path, dirs_exist_ok=True)
+    key = tmp_path / "instructor" / "key.toml"
+    seeded = key.read_text()
+    key.write_text(seeded + OWN_QUESTION)
+    subprocess.run(run, check=True, capture_output=True)
+    assert key.read_text() == seeded and (tmp_path / "instructor" / "key.toml.bak").read_text() == seeded + OWN_QUESTION
 
 
 def test_a_key_question_without_text_is_refused(built: Path, tmp_path: Path):

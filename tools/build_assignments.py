@@ -202,7 +202,11 @@ def main() -> int:
     if args.key and args.key.resolve() != (instructor / "key.toml").resolve():
         shutil.copyfile(args.key, instructor / "key.toml")
     elif not args.key:
-        (instructor / "key.toml").write_text(dump_key(seeded, PUBLIC_NOTE), encoding="utf-8")
+        target, text = instructor / "key.toml", dump_key(seeded, PUBLIC_NOTE)
+        if target.exists() and target.read_text(encoding="utf-8") != text:  # edited in place? keep it
+            target.replace(instructor / "key.toml.bak")
+            print(f"the previous {target.name}, which differs from the book's, is now {target.name}.bak")
+        target.write_text(text, encoding="utf-8")
     print(f"{len(by_chapter)} assignments ({sum(map(len, by_chapter.values()))} questions) in {student}/")
     print(
         f"the key in {instructor / 'key.toml'}"
