@@ -123,7 +123,7 @@ def test_kl_weight_matches_sympy_and_the_elbo_term(variance):
     """KL(q(x_{t-1}|x_t,x_0) || p_theta) = beta_t^2/(2 sigma^2 alpha_t (1 - alpha_bar_t)) ||eps - eps_theta||^2 (+ a constant for sigma^2 = beta_t)."""
     x_t, eps, eps_model = sp.symbols("x_t epsilon epsilon_theta", real=True)
     alpha, alpha_bar, sigma2 = sp.symbols("alpha alpha_bar sigma2", positive=True)
-    mean = lambda e: (x_t - (1 - alpha) / sp.sqrt(1 - alpha_bar) * e) / sp.sqrt(alpha)  # noqa: E731
+    mean = lambda e: (x_t - (1 - alpha) / sp.sqrt(1 - alpha_bar) * e) / sp.sqrt(alpha)
     kl_equal_variances = (mean(eps) - mean(eps_model)) ** 2 / (2 * sigma2)  # the Gaussian KL with sigma_1 = sigma_2
     weight = sp.simplify(kl_equal_variances / (eps - eps_model) ** 2)
     assert sp.simplify(weight - (1 - alpha) ** 2 / (2 * sigma2 * alpha * (1 - alpha_bar))) == 0
@@ -321,7 +321,7 @@ def test_ddpm_training_through_fit_with_ema_and_sampling_from_the_average():
     trained, averaged = dict(net.named_parameters()), dict(ema.model.named_parameters())
     assert all(not torch.equal(trained[name], averaged[name]) for name in trained if trained[name].requires_grad)
     sampler = DDIMSampler(process, steps=5)
-    x_T = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))  # noqa: N806
+    x_T = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     from_ema = sampler.sample(ema.model, x_T)
     torch.testing.assert_close(from_ema, sampler.sample(ema.model, x_T))  # eta = 0: same noise, same images
     assert not torch.allclose(from_ema, sampler.sample(net, x_T))

@@ -11,12 +11,12 @@ from dgm.diffusion.schedules import Schedule, at, cosine_schedule, from_betas, l
 DIFFUSERS_NAME = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
 
 
-def diffusers_scheduler(kind: str, T: int):  # noqa: N803
+def diffusers_scheduler(kind: str, T: int):
     diffusers = pytest.importorskip("diffusers", reason="diffusers (the test extra) is needed for the cross-check")
     return diffusers.DDPMScheduler(num_train_timesteps=T, beta_schedule=DIFFUSERS_NAME[kind])
 
 
-def build(kind: str, T: int) -> Schedule:  # noqa: N803
+def build(kind: str, T: int) -> Schedule:
     # diffusers' linear defaults are the DDPM paper's, as are ours
     return linear_schedule(T) if kind == "linear" else cosine_schedule(T)
 
@@ -51,7 +51,7 @@ def test_the_data_entry_and_the_marginal_products(kind):
 
 def test_cosine_follows_its_closed_form_below_the_cap():
     """alpha_bar_t = f(t)/f(0), f(t) = cos^2((t/T + s)/(1 + s) pi/2), wherever beta_t is below the 0.999 cap."""
-    T, s = 1000, 0.008  # noqa: N806
+    T, s = 1000, 0.008
     schedule = cosine_schedule(T, s)
     f = [math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2 for t in range(T + 1)]
     closed = torch.tensor([value / f[0] for value in f], dtype=torch.float64)

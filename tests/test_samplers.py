@@ -92,7 +92,7 @@ def test_seeded_loops_match_diffusers():
     """A whole DDPM loop (T = 50) and a DDIM loop (eta = 1, 10 of 100 steps) with the same seed give diffusers' samples."""
     diffusers = import_diffusers()
     reference, process = in_float64(diffusers.DDPMScheduler(num_train_timesteps=50, beta_end=0.2, clip_sample=False))
-    x_T = gaussian_noise((2, 1, 4, 4), 4)  # noqa: N806
+    x_T = gaussian_noise((2, 1, 4, 4), 4)
     x, generator = x_T, torch.Generator().manual_seed(5)
     for t in reference.timesteps:  # 49, ..., 0
         x = reference.step(fake_model(x, torch.full((2,), int(t) + 1)), t, x, generator=generator).prev_sample
@@ -112,7 +112,7 @@ def test_seeded_loops_match_diffusers():
 def test_ddim_with_every_step_and_eta_one_is_ddpm():
     """DDIM(eta = 1, S = T) is DDPM's ancestral sampler with sigma_t^2 = beta~_t: the same noise gives the same samples."""
     process = GaussianDiffusion(cosine_schedule(40))
-    x_T = gaussian_noise((3, 2), 7)  # noqa: N806
+    x_T = gaussian_noise((3, 2), 7)
     ddim = DDIMSampler(process, steps=40, eta=1.0).sample(fake_model, x_T, generator=torch.Generator().manual_seed(8))
     ddpm = DDPMSampler(process, "small").sample(fake_model, x_T, generator=torch.Generator().manual_seed(8))
     torch.testing.assert_close(ddim, ddpm, rtol=0, atol=1e-10)
@@ -128,8 +128,8 @@ def test_ddim_keeps_the_marginals_q_xt_given_x0_with_few_steps(eta):
     residual is N(0, 1) within Monte Carlo error, for any eta, and the run ends on x_0."""
     process = GaussianDiffusion(linear_schedule(1000))
     x0 = MEAN + STD * gaussian_noise((20_000, 2), 9)
-    oracle = lambda x, t: process.eps_from_x0(x, t, x0)  # noqa: E731
-    x_T = process.q_sample(x0, process.T, gaussian_noise(x0.shape, 10))  # noqa: N806
+    oracle = lambda x, t: process.eps_from_x0(x, t, x0)
+    x_T = process.q_sample(x0, process.T, gaussian_noise(x0.shape, 10))
     sampler = DDIMSampler(process, steps=5, eta=eta)
     final, chain = sampler.sample(oracle, x_T, generator=torch.Generator().manual_seed(11), chain_every=1)
     for t, state in zip(sampler.timesteps[1:-1], chain[1:-1]):
@@ -144,8 +144,8 @@ def test_ddpm_small_variance_keeps_the_marginals_given_x0():
     """The ancestral step with sigma_t^2 = beta~_t *is* the posterior q(x_{t-1} | x_t, x_0) when x_0 is known: marginals kept."""
     process = GaussianDiffusion(linear_schedule(50, 1e-3, 0.2))
     x0 = MEAN + STD * gaussian_noise((20_000, 2), 12)
-    oracle = lambda x, t: process.eps_from_x0(x, t, x0)  # noqa: E731
-    x_T = process.q_sample(x0, process.T, gaussian_noise(x0.shape, 13))  # noqa: N806
+    oracle = lambda x, t: process.eps_from_x0(x, t, x0)
+    x_T = process.q_sample(x0, process.T, gaussian_noise(x0.shape, 13))
     _, chain = DDPMSampler(process, "small").sample(oracle, x_T, generator=torch.Generator().manual_seed(14), chain_every=1)
     for t in (49, 25, 5, 2):
         a = process.schedule.alpha_bar[t]
@@ -182,7 +182,7 @@ def test_ddpm_marginal_on_gaussian_data():
     and 0.05-0.2% over for beta_t (the exact chain, this schedule and these s)."""
     process = GaussianDiffusion(cosine_schedule(1000))
     n = 20_000
-    x_T = gaussian_noise((n, 2), 15)  # noqa: N806
+    x_T = gaussian_noise((n, 2), 15)
     pairs = [(t, t - 1) for t in range(1000, 0, -1)]
     for variance, relative_bias in [("small", 0.012), ("large", 0.003)]:
         samples = DDPMSampler(process, variance).sample(optimal_eps(process), x_T, generator=torch.Generator().manual_seed(16))
@@ -202,7 +202,7 @@ def test_ddim_marginal_on_gaussian_data(eta):
     jump shrinks the spread: the variance falls 22-40% short even with the optimal model (the few-step bias)."""
     process = GaussianDiffusion(cosine_schedule(1000))
     n = 20_000
-    x_T = gaussian_noise((n, 2), 17)  # noqa: N806
+    x_T = gaussian_noise((n, 2), 17)
     for steps in (10, 1000):
         sampler = DDIMSampler(process, steps=steps, eta=eta)
         samples = sampler.sample(optimal_eps(process), x_T, generator=torch.Generator().manual_seed(18))
@@ -224,7 +224,7 @@ def test_ddim_encode_then_decode_reconstructs():
     errors = []
     for steps in (10, 100, 1000):
         sampler = DDIMSampler(process, steps=steps)
-        x_T = sampler.encode(optimal_eps(process), x0)  # noqa: N806
+        x_T = sampler.encode(optimal_eps(process), x0)
         errors.append(((sampler.sample(optimal_eps(process), x_T) - x0).norm() / x0.norm()).item())
     assert errors[1] < errors[0] / 5 and errors[2] < errors[1] / 5 and errors[2] < 2e-3, errors
     assert (x_T.mean(0).abs() < 0.2).all() and ((x_T.var(0) - 1).abs() < 0.2).all()  # the codes look like N(0, I)
@@ -235,7 +235,7 @@ def test_ddim_encode_then_decode_reconstructs():
 
 def test_chains_for_strips_and_determinism():
     process = GaussianDiffusion(linear_schedule(50, 1e-3, 0.2))
-    x_T = gaussian_noise((3, 1, 4, 4), 20)  # noqa: N806
+    x_T = gaussian_noise((3, 1, 4, 4), 20)
     final, chain = DDPMSampler(process).sample(fake_model, x_T, generator=torch.Generator().manual_seed(0), chain_every=10)
     assert chain.shape == (6, 3, 1, 4, 4)  # x_50, x_40, ..., x_0
     torch.testing.assert_close(chain[0], x_T)
@@ -250,7 +250,7 @@ def test_chains_for_strips_and_determinism():
 def test_sampling_loops_never_read_back_from_the_device(monkeypatch):
     """No .item(), bool() or float() of a tensor inside the loops: on a GPU nothing would wait for the device."""
     process = GaussianDiffusion(linear_schedule(20, 1e-3, 0.3))
-    x_T = gaussian_noise((2, 3), 21)  # noqa: N806
+    x_T = gaussian_noise((2, 3), 21)
 
     def refuse(*args, **kwargs):
         raise AssertionError("a host read-back inside a sampling loop")

@@ -263,7 +263,7 @@ class _SelfAttention(nn.Module):
         self.qkv, self.out = nn.Conv2d(width, 3 * width, 1), nn.Conv2d(width, width, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        B, C, H, W = x.shape  # noqa: N806
+        B, C, H, W = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).transpose(2, 3).unbind(1)  # each (B, HW, C)
         h = nn.functional.scaled_dot_product_attention(q, k, v)  # (B, HW, C)
         return x + self.out(h.transpose(1, 2).reshape(B, C, H, W))

@@ -62,7 +62,7 @@ class GaussianDiffusion:
             raise ValueError(f"prediction must be 'epsilon', 'x0' or 'v', got {self.prediction!r}")
 
     @property
-    def T(self) -> int:  # noqa: N802 — the book's symbol
+    def T(self) -> int:
         return self.schedule.T
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> GaussianDiffusion:

@@ -14,6 +14,7 @@ nothing back to the host. Sample from the EMA weights (``dgm.training.EMA.model`
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -79,7 +80,7 @@ class DDPMSampler:
 
     @torch.no_grad()
     def sample(
-        self, model: Model, x_T: Tensor, *, generator: torch.Generator | None = None, chain_every: int | None = None  # noqa: N803
+        self, model: Model, x_T: Tensor, *, generator: torch.Generator | None = None, chain_every: int | None = None
     ) -> Tensor | tuple[Tensor, Tensor]:
         r"""$x_0$ ``(B, ...)`` from the noise ``x_T`` (draw it as ``torch.randn(...)`` on the model's device).
 
@@ -96,7 +97,7 @@ class DDPMSampler:
         return _chain_result(x, chain)
 
 
-def ddim_timesteps(T: int, steps: int, spacing: Spacing = "trailing") -> list[int]:  # noqa: N803
+def ddim_timesteps(T: int, steps: int, spacing: Spacing = "trailing") -> list[int]:
     r"""The sub-sequence $\tau_S > \dots > \tau_1$ of $1..T$ that DDIM visits, then $0$ (the data): ``steps + 1`` ints.
 
     ``"trailing"`` starts at $T$: $\tau_i = \mathrm{round}(iT/S)$ (Lin et al., 2024; diffusers' ``trailing``).
@@ -169,14 +170,14 @@ class DDIMSampler:
 
     @torch.no_grad()
     def sample(
-        self, model: Model, x_T: Tensor, *, generator: torch.Generator | None = None, chain_every: int | None = None  # noqa: N803
+        self, model: Model, x_T: Tensor, *, generator: torch.Generator | None = None, chain_every: int | None = None
     ) -> Tensor | tuple[Tensor, Tensor]:
         r"""$x_0$ ``(B, ...)`` from ``x_T`` in ``steps`` model calls; with ``chain_every = k``, also every $k$-th state ``(K, B, ...)``."""
         _check_start(self.process, x_T, "x_T")
         x = x_T
         chain = [x] if chain_every else None
         timesteps = self.timesteps
-        for index, (t, t_prev) in enumerate(zip(timesteps[:-1], timesteps[1:]), start=1):
+        for index, (t, t_prev) in enumerate(itertools.pairwise(timesteps), start=1):
             noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if self.eta > 0 else None
             x, _ = self.step(model(x, _steps_tensor(t, x)), t, t_prev, x, noise)
             if chain is not None and (index % chain_every == 0 or t_prev == 0):
@@ -198,7 +199,7 @@ class DDIMSampler:
         alpha_bar = self.process.schedule.alpha_bar
         x = x0
         upwards = self.timesteps[::-1]  # 0, tau_1, ..., tau_S
-        for t, t_next in zip(upwards[:-1], upwards[1:]):
+        for t, t_next in itertools.pairwise(upwards):
             eps, x0_hat = self.process.predict(model(x, _steps_tensor(max(t, 1), x)), x, max(t, 1), self.clip)
             if t == 0:
                 x0_hat = x  # at t = 0 the state is the data itself

@@ -49,7 +49,7 @@ class Schedule:
     posterior_log_variance_clipped: Tensor
 
     @property
-    def T(self) -> int:  # noqa: N802 — the book's symbol
+    def T(self) -> int:
         """The number of forward steps."""
         return len(self.beta) - 1
 
@@ -86,7 +86,7 @@ def from_betas(beta: Tensor) -> Schedule:
     return Schedule(beta, alpha, alpha_bar, alpha_bar_prev, posterior_variance, log_variance.log())
 
 
-def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:  # noqa: N803
+def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:
     r"""Ho et al.'s schedule: $\beta_t$ rises linearly from ``beta_start`` at $t = 1$ to ``beta_end`` at $t = T$.
 
     The defaults are the DDPM paper's for $T = 1000$; for another $T$ scale both ends by $1000/T$
@@ -99,7 +99,7 @@ def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0
     return from_betas(torch.linspace(beta_start, beta_end, T, dtype=torch.float64))
 
 
-def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule:  # noqa: N803
+def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule:
     r"""Nichol & Dhariwal's schedule: $\bar\alpha_t = f(t)/f(0)$ with $f(t) = \cos^2\big(\frac{t/T + s}{1 + s}\cdot\frac\pi2\big)$.
 
     $\bar\alpha_t$ falls slowly at both ends, so fewer steps are spent near pure noise.
