@@ -17,6 +17,7 @@ import sympy as sp
 import tomllib
 import yaml
 
+import dgm.grading
 from dgm.derivations.exercises import EXERCISES
 from dgm.derivations.formulas import parse_answer
 from dgm.grading import (
@@ -150,6 +151,21 @@ def test_a_key_that_is_not_toml_is_refused(tmp_path: Path):
         load_key(key)
     with pytest.raises(KeyFileError, match="cannot read the key"):
         load_key(tmp_path / "absent.toml")
+
+
+def test_the_documented_example_keys_load(tmp_path: Path):
+    page = (ROOT / "book" / "how_to_use.md").read_text()
+    note = (ROOT / "tools" / "build_assignments.py").read_text().split('PUBLIC_NOTE = """')[1].split('"""')[0]
+    docstring = dgm.grading.__doc__.split("::\n\n")[1].split("\n\nIn an assignment")[0]
+    examples = {
+        "how_to_use.md": re.search(r"```toml\n(.*?)```", page, re.DOTALL)[1],
+        "the seeded key's note": "\n".join(line[2:] for line in note.splitlines() if line.startswith("  ")),
+        "dgm.grading": "\n".join(line[4:] for line in docstring.splitlines()),
+    }
+    for where, text in examples.items():
+        key = tmp_path / "key.toml"
+        key.write_text(text.replace("'''...'''", "'''A question.'''"))
+        assert len(load_key(key)) == 1, where
 
 
 # -- the assignment notebooks ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ the student notebooks it builds. Each table of the key is one question, under it
     answer = "(v/v_p + (mu - mu_p)**2/v_p - 1 - log(v/v_p))/2"   # omit: a written answer, graded by hand
     symbols = { mu = "real", v = "positive", mu_p = "real", v_p = "positive" }
     wrt = ["mu", "mu_p"]                # optional: the variables that matter for "up to a constant"
-    domain = { rho = [-1, 1] }          # optional: where the numeric checks draw a symbol
+    domain = { v = [0.1, 10] }          # optional: where the numeric checks draw a symbol
     accept = ["correct"]                # optional: the verdicts that earn the points
     points = 1                          # optional
     question = '''...'''                # a question of the instructor's own (a book exercise's text comes from its page)
@@ -24,6 +24,8 @@ JSON — it runs no cell — takes the text of each ``answer(label, "text")`` ca
 syntax trees, and grades it with :func:`dgm.derivations.answers.check` (a forked child under time
 and memory limits). Whatever a notebook holds (broken JSON, a deleted cell, a hostile formula, a
 huge file), it gets a row with a reason, never a crash.
+
+:mod:`dgm.grading.key` holds the key and the student's check, :mod:`dgm.grading.grade` the grader.
 """
 
 from dgm.grading.grade import (
