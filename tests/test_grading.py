@@ -273,6 +273,7 @@ def graded(built: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     (folder / "hostile.ipynb").write_text(json.dumps(hostile))
     (folder / "huge.ipynb").write_text(json.dumps(fill(blank, good)) + " " * (2 * 2**20))
     (folder / "notebook-list.ipynb").write_text("[1, 2, 3]")
+    (folder / "deep.ipynb").write_text('{"cells": ' + "[" * 100_000)
     (folder / "latin1.ipynb").write_bytes('{"cells": "é"}'.encode("latin-1"))
     (folder / "carol").mkdir()
     (folder / "carol" / "vi.ipynb").write_text(json.dumps(fill(blank, {"ex-vi-kl": good["ex-vi-kl"]})))
@@ -312,6 +313,7 @@ def test_bad_submissions_get_a_row_with_a_reason(graded: tuple[Path, dict]):
         ("broken", "not valid notebook JSON"),  # graded as the folder's one assignment
         ("huge", "over the limit of 1.0 MiB"),
         ("notebook-list", "not a notebook"),
+        ("deep", "nested too deeply"),
         ("latin1", "not UTF-8"),
         ("link", "not a regular file"),
     ]:
