@@ -25,6 +25,7 @@ from dgm.grading import (
     KeyEntry,
     KeyFileError,
     dump_key,
+    entry_from_exercise,
     grade_folder,
     load_key,
     main,
@@ -104,6 +105,15 @@ def test_the_seeded_key_reads_back_as_the_book_answers(built: Path):
         assert sp.simplify(parse_answer(entry.answer, exercise.symbols) - exercise.expected) == 0, label
     text = (built / "seeded" / "instructor" / "key.toml").read_text()
     assert "NOT secret" in text.split("\n\n")[0]
+
+
+def test_every_book_answer_survives_the_key_and_grades_itself_correct(tmp_path: Path):
+    """Each formula of dgm.derivations.exercises, written into a key and read back, is the same answer."""
+    key = tmp_path / "key.toml"
+    key.write_text(dump_key(entry_from_exercise(label, exercise, "x", "t") for label, exercise in EXERCISES.items()))
+    loaded = load_key(key)
+    for label, exercise in EXERCISES.items():
+        assert loaded[label].grade(sp.sstr(exercise.expected)).status == "correct", label
 
 
 def test_the_key_round_trips_and_its_own_answer_is_correct():
