@@ -133,8 +133,9 @@ def notebook(
         "Running the cell says whether your formula **can be read**, not whether it is right: it is graded "
         "after you hand it in.\n"
         "* **A written answer**: write it in the Markdown cell under the question, below its first line.\n\n"
-        "Do not change the labels (`ex-…`) or the first lines of the answer cells: the grader finds your "
-        "answers by them. It reads the notebook's text and runs none of your code."
+        "Keep each question's label (the first text in `answer(...)`, and the first line of a written-answer "
+        "cell) as it is: the grader finds your answers by them. It reads the notebook's text and runs none of "
+        "your code. On Colab, hand in *File → Download → Download .ipynb*."
     )
     symbols = {entry.label: " ".join(entry.symbols) for entry in entries if entry.answer is not None}
     setup = f"from dgm.grading import AnswerSheet\n\n{ANSWER_CALL} = AnswerSheet({chapter!r}, {symbols!r})"

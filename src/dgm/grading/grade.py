@@ -150,8 +150,11 @@ class Row:
 
 def _grade_one(entry: KeyEntry, found: Found | None, student: str, time_limit: float) -> Row:
     if found is None:
-        where = "its answer cell" if entry.answer is not None else "its written-answer cell"
-        return Row(student, entry.label, "missing", f"the notebook has no {where}")
+        if entry.answer is not None:
+            where = f'answer("{entry.label}", ...) in any code cell'
+        else:
+            where = f"Markdown cell starting {WRITTEN_MARK.format(label=entry.label)}"
+        return Row(student, entry.label, "missing", f"the notebook has no {where} (deleted, or its label changed)")
     if found.problem is not None:
         return Row(student, entry.label, "malformed", found.problem)
     assert found.text is not None
