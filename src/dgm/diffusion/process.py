@@ -128,21 +128,25 @@ class GaussianDiffusion:
     def x0_from_eps(self, x_t: Tensor, t: int | Tensor, eps: Tensor) -> Tensor:
         r"""$x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\,\varepsilon)/\sqrt{\bar\alpha_t}$ (the marginal solved for $x_0$)."""
         alpha_bar = at(self.schedule.alpha_bar, t, x_t)
+        # $\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\,\varepsilon)/\sqrt{\bar\alpha_t}$ (book/ddpm.md, eq. {eq}`ddpm-marginal`, solved for $x_0$)
         return (x_t - (1.0 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
 
     def eps_from_x0(self, x_t: Tensor, t: int | Tensor, x0: Tensor) -> Tensor:
         r"""$\varepsilon = (x_t - \sqrt{\bar\alpha_t}\,x_0)/\sqrt{1 - \bar\alpha_t}$ (the marginal solved for $\varepsilon$)."""
         alpha_bar = at(self.schedule.alpha_bar, t, x_t)
+        # $\varepsilon = (x_t - \sqrt{\bar\alpha_t}\,x_0)/\sqrt{1 - \bar\alpha_t}$ (book/ddpm.md, eq. {eq}`ddpm-marginal`, solved for $\varepsilon$)
         return (x_t - alpha_bar.sqrt() * x0) / (1.0 - alpha_bar).sqrt()
 
     def v_target(self, x0: Tensor, t: int | Tensor, eps: Tensor) -> Tensor:
         r"""The velocity $v = \sqrt{\bar\alpha_t}\,\varepsilon - \sqrt{1 - \bar\alpha_t}\,x_0$ (Salimans & Ho, 2022)."""
         alpha_bar = at(self.schedule.alpha_bar, t, x0)
+        # $v = \sqrt{\bar\alpha_t}\,\varepsilon - \sqrt{1 - \bar\alpha_t}\,x_0$
         return alpha_bar.sqrt() * eps - (1.0 - alpha_bar).sqrt() * x0
 
     def x0_eps_from_v(self, x_t: Tensor, t: int | Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         r"""$x_0 = \sqrt{\bar\alpha_t}x_t - \sqrt{1 - \bar\alpha_t}v$ and $\varepsilon = \sqrt{1 - \bar\alpha_t}x_t + \sqrt{\bar\alpha_t}v$."""
         alpha_bar = at(self.schedule.alpha_bar, t, x_t)
+        # $x_0 = \sqrt{\bar\alpha_t}x_t - \sqrt{1 - \bar\alpha_t}v$, $\varepsilon = \sqrt{1 - \bar\alpha_t}x_t + \sqrt{\bar\alpha_t}v$
         return alpha_bar.sqrt() * x_t - (1.0 - alpha_bar).sqrt() * v, (1.0 - alpha_bar).sqrt() * x_t + alpha_bar.sqrt() * v
 
     def predict(self, model_output: Tensor, x_t: Tensor, t: int | Tensor, clip: float | None = None) -> tuple[Tensor, Tensor]:

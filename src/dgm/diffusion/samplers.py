@@ -118,6 +118,9 @@ def ddim_timesteps(T: int, steps: int, spacing: Spacing = "trailing") -> list[in
 class DDIMSampler:
     r"""DDIM (Song et al., 2021): ``steps`` jumps along a sub-sequence of $1..T$, with $\sigma_t = \eta\,\cdot$ DDPM's.
 
+    Each jump draws from the non-Markovian family $q_\sigma(x_{t-1} \mid x_t, x_0)$ (book/ddim.md, eq. {eq}`ddim-family`)
+    with the model's $\hat x_0$ for $x_0$; the family keeps DDPM's marginals $q(x_t \mid x_0)$ for every $\sigma$ and
+    every sub-sequence (eq. {eq}`ddim-marginals`), so the same trained model serves them all.
     $\eta = 0$ is deterministic (an ODE solver, and :meth:`encode` inverts it); $\eta = 1$ with all $T$ steps
     is DDPM's ancestral sampler with $\sigma_t^2 = \tilde\beta_t$.
     """
@@ -203,6 +206,7 @@ class DDIMSampler:
             eps, x0_hat = self.process.predict(model(x, _steps_tensor(max(t, 1), x)), x, max(t, 1), self.clip)
             if t == 0:
                 x0_hat = x  # at t = 0 the state is the data itself
-            # $x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1 - \bar\alpha_{t'}}\,\hat\varepsilon$, the $\eta = 0$ update upwards
+            # $x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1 - \bar\alpha_{t'}}\,\hat\varepsilon$: the $\eta = 0$ update run upwards,
+            # an Euler step of the ODE (book/ddim.md, eq. {eq}`ddim-ode`)
             x = at(alpha_bar, t_next, x).sqrt() * x0_hat + (1 - at(alpha_bar, t_next, x)).sqrt() * eps
         return x
