@@ -329,7 +329,8 @@ def test_bad_submissions_get_a_row_with_a_reason(graded: tuple[Path, dict]):
     ]:
         for label in labels:
             assert rows[student, label]["verdict"] == "unreadable" and reason in rows[student, label]["message"]
-    assert rows["incomplete", "ex-vi-posterior-variance"]["verdict"] == "missing"
+    missing = rows["incomplete", "ex-vi-posterior-variance"]
+    assert missing["verdict"] == "missing" and 'answer("ex-vi-posterior-variance", ...)' in missing["message"]
     assert rows["incomplete", "ex-vi-kl"]["verdict"] == "correct"
     hostile = {label: rows["hostile", label] for label in labels}
     assert hostile["ex-vi-kl"]["verdict"] == "malformed" and "attribute access" in hostile["ex-vi-kl"]["message"]
