@@ -212,12 +212,29 @@ def test_elbo_adds_its_terms_and_reports_bits_per_dim():
     process = GaussianDiffusion(linear_schedule(20, 1e-3, 0.3))
     x0 = torch.randint(0, 256, (3, 1, 4, 4), generator=torch.Generator().manual_seed(6)).double() / 127.5 - 1
     report = process.elbo(lambda x, t: torch.zeros_like(x), x0, generator=torch.Generator().manual_seed(7))
-    assert report.terms.shape == (20, 3) and report.prior.shape == (3,)
+    assert report.terms.shape == (20, 3) and report.prior.shape == (3,) and report.timesteps.tolist() == list(range(1, 21))
     torch.testing.assert_close(report.total, report.prior + report.terms.sum(0))
     torch.testing.assert_close(report.bits_per_dim, report.total / (16 * math.log(2)))
     assert bool((report.terms >= 0).all())  # KLs and a -log probability of a discrete outcome
     with pytest.raises(ValueError, match=r"scaled to \[-1, 1\]"):
         process.elbo(lambda x, t: x, x0 * 2)
+    with pytest.raises(ValueError, match=r"steps must be None \(all T\) or lie in 2\.\.T=20"):
+        process.elbo(lambda x, t: x, x0, steps=1)
+
+
+def test_elbo_from_a_few_steps_is_unbiased():
+    """K = 4 of T = 20 steps (L_0 always, 3 drawn from 2..20, weighted 19/3): the mean of many estimates is the full ELBO."""
+    process = GaussianDiffusion(linear_schedule(20, 1e-3, 0.3))
+    x0 = torch.randint(0, 256, (2, 3), generator=torch.Generator().manual_seed(9)).double() / 127.5 - 1
+    model = lambda x, t: 0.5 * x
+    generator = torch.Generator().manual_seed(10)
+    full = torch.stack([process.elbo(model, x0, generator=generator).total for _ in range(200)])  # (200, B)
+    few = torch.stack([process.elbo(model, x0, generator=generator, steps=4).total for _ in range(800)])
+    estimate = process.elbo(model, x0, generator=generator, steps=4)
+    assert estimate.terms.shape == (4, 2) and estimate.timesteps[0] == 1 and len(set(estimate.timesteps.tolist())) == 4
+    standard_error = (full.var(0) / len(full) + few.var(0) / len(few)).sqrt()
+    assert bool(((few.mean(0) - full.mean(0)).abs() < 4 * standard_error).all()), (few.mean(0), full.mean(0), standard_error)
+    assert bool((few.std(0) > full.std(0)).all())  # the price of K < T evaluations
 
 
 # --- conversions ------------------------------------------------------------------------------------------

@@ -39,12 +39,14 @@ def per_example_sum(values: Tensor) -> Tensor:
 class ElboTerms(NamedTuple):
     r"""The terms of the negative ELBO of each example, in nats (book/ddpm.md).
 
-    ``prior`` $L_T$ ``(B,)``; ``terms`` ``(T, B)``, row $t - 1$ holding $L_{t-1}$ (so row 0 is the
-    decoder's $L_0$ and row $t - 1$ for $t \ge 2$ the KL of step $t$); ``total`` ``(B,)`` their sum;
+    ``prior`` $L_T$ ``(B,)``; ``timesteps`` ``(K,)`` the steps evaluated (all $1..T$, or $1$ and a random
+    subset); ``terms`` ``(K, B)``, row $k$ holding $L_{t_k - 1}$ (the decoder's $L_0$ for $t_k = 1$, the KL
+    of step $t_k$ otherwise); ``total`` ``(B,)`` the bound $L_T + \sum_t L_{t-1}$ (or its unbiased estimate);
     ``bits_per_dim`` ``(B,)`` = total $/(D \log 2)$ — a bound on $-\log_2 P(x_0)/D$ of the 256-level image.
     """
 
     prior: Tensor
+    timesteps: Tensor
     terms: Tensor
     total: Tensor
     bits_per_dim: Tensor
@@ -250,20 +252,39 @@ class GaussianDiffusion:
         return gaussian_kl_between(flat, true_var.log().expand_as(flat), model_mean.reshape(len(x0), -1), log_var.expand_as(flat))
 
     @torch.no_grad()
-    def elbo(self, model: Model, x0: Tensor, variance: Variance = "small", generator: torch.Generator | None = None) -> ElboTerms:
-        r"""Every term of the negative ELBO, $L_T + \sum_{t=2}^T L_{t-1} + L_0$, per example (:class:`ElboTerms`).
+    def elbo(
+        self,
+        model: Model,
+        x0: Tensor,
+        variance: Variance = "small",
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
+    ) -> ElboTerms:
+        r"""The negative ELBO, $L_T + \sum_{t=2}^T L_{t-1} + L_0$, per example, with its terms (:class:`ElboTerms`).
 
-        $T$ model evaluations per batch (one fresh $\varepsilon$ per step), as in improved-diffusion's ``calc_bpd_loop``.
+        With ``steps=None``, all $T$ terms: $T$ model evaluations per batch (one fresh $\varepsilon$ per step), as
+        in improved-diffusion's ``calc_bpd_loop``. With ``steps = K``, an unbiased estimate from $K$ evaluations:
+        $L_0$ exactly, plus $\frac{T - 1}{K - 1}\sum_k L_{t_k - 1}$ over $K - 1$ steps drawn without replacement
+        from $2..T$ (each is drawn with probability $(K - 1)/(T - 1)$) — for a CPU, where $T$ evaluations per
+        image are too many.
         """
         if x0.dim() < 2 or bool(x0.abs().max() > 1):
             raise ValueError("x0 must be a batch (B, ...) of images scaled to [-1, 1]")
+        if steps is None:
+            timesteps, weight = torch.arange(1, self.T + 1), 1.0
+        elif 2 <= steps <= self.T:
+            drawn = torch.randperm(self.T - 1, generator=generator, device=generator.device if generator else "cpu")[: steps - 1]
+            timesteps, weight = torch.cat([torch.ones(1, dtype=torch.long), drawn.cpu() + 2]), (self.T - 1) / (steps - 1)
+        else:
+            raise ValueError(f"steps must be None (all T) or lie in 2..T={self.T}, got {steps}")
         terms = torch.stack([
             self.elbo_term(model, x0, t, torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype), variance)
-            for t in range(1, self.T + 1)
-        ])  # (T, B)
+            for t in timesteps.tolist()
+        ])  # (K, B)
         prior = self.prior_kl(x0)
-        total = prior + terms.sum(0)
-        return ElboTerms(prior, terms, total, total / (x0[0].numel() * math.log(2)))
+        # $L_T + L_0 + \sum_{t \ge 2} L_{t-1}$, the last sum estimated from the drawn steps when K < T
+        total = prior + terms[0] + weight * terms[1:].sum(0)
+        return ElboTerms(prior, timesteps, terms, total, total / (x0[0].numel() * math.log(2)))
 
 
 def discretised_gaussian_log_likelihood(x0: Tensor, mean: Tensor, log_var: Tensor, levels: int = 256) -> Tensor:
