@@ -25,6 +25,10 @@ per module. Dependencies point one way — the book's pages and notebooks import
 * :mod:`dgm.evaluation` — :mod:`~dgm.evaluation.likelihood` (ELBO, IWAE NLL, bits/dim,
   active units), :mod:`~dgm.evaluation.quality` (digit classifier, Fréchet distance),
   :mod:`~dgm.evaluation.disentanglement` (FactorVAE metric, MIG);
+* :mod:`dgm.diffusion` — Part IV: score matching and Langevin samplers, noise schedules, the
+  Gaussian diffusion process, DDPM and DDIM samplers;
+* :mod:`dgm.grading` — ``dgm-grade``: assignments graded from an instructor's key, without running them
+  (uses only :mod:`dgm.derivations`);
 * :mod:`dgm.plots` — figures.
 """
 
