@@ -11,10 +11,6 @@ from dgm.latent.vae import VAE, VAESettings, vae_loss
 from dgm.training import EMA, CheckpointError, StepRun, TrainSettings, fit, load_checkpoint
 
 
-def binarized(batch: torch.Tensor) -> torch.Tensor:
-    return mnist.binarize(batch.float() / 255.0)
-
-
 def small_model() -> VAE:
     torch.manual_seed(0)
     return VAE(VAESettings(latent_dim=8, hidden=(128,)))
@@ -22,7 +18,7 @@ def small_model() -> VAE:
 
 def test_seeded_training_reaches_a_loss_threshold():
     images = mnist.subset("train").images
-    history = fit(small_model(), vae_loss, images, TrainSettings(epochs=4, batch_size=100, progress=False), transform=binarized)
+    history = fit(small_model(), vae_loss, images, TrainSettings(epochs=4, batch_size=100, progress=False), transform=mnist.binarized)
     losses = history.terms["loss"]
     assert losses[-1] < losses[0] - 40  # -ELBO falls from ~300 nats
     assert losses[-1] < 230  # 222 nats with this seed (torch 2.14, CPU)
@@ -32,12 +28,12 @@ def test_seeded_training_reaches_a_loss_threshold():
 def test_resume_continues_exactly_where_it_stopped(tmp_path):
     images = mnist.subset("train").images[:600]
     torch.manual_seed(1)
-    straight = fit(small_model(), vae_loss, images, TrainSettings(epochs=4, batch_size=100, progress=False), transform=binarized)
+    straight = fit(small_model(), vae_loss, images, TrainSettings(epochs=4, batch_size=100, progress=False), transform=mnist.binarized)
 
     checkpoint = tmp_path / "run.pt"
     torch.manual_seed(1)
-    fit(small_model(), vae_loss, images, TrainSettings(epochs=2, batch_size=100, checkpoint=checkpoint, progress=False), transform=binarized)
-    resumed = fit(small_model(), vae_loss, images, TrainSettings(epochs=4, batch_size=100, checkpoint=checkpoint, progress=False), transform=binarized)
+    fit(small_model(), vae_loss, images, TrainSettings(epochs=2, batch_size=100, checkpoint=checkpoint, progress=False), transform=mnist.binarized)
+    resumed = fit(small_model(), vae_loss, images, TrainSettings(epochs=4, batch_size=100, checkpoint=checkpoint, progress=False), transform=mnist.binarized)
     assert resumed.epochs == 4
     assert resumed.terms == straight.terms  # to the last bit
 
@@ -55,33 +51,33 @@ def test_interrupt_keeps_the_last_finished_epoch(tmp_path):
 
     settings = TrainSettings(epochs=5, batch_size=100, checkpoint=checkpoint, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        fit(small_model(), interrupted_loss, images, settings, transform=binarized)
+        fit(small_model(), interrupted_loss, images, settings, transform=mnist.binarized)
     state = load_checkpoint(checkpoint)  # weights_only=True
     assert len(state["history"]["seconds"]) == 2
-    history = fit(small_model(), vae_loss, images, settings, transform=binarized)
+    history = fit(small_model(), vae_loss, images, settings, transform=mnist.binarized)
     assert history.epochs == 5
 
 
 def test_checkpoint_of_another_model_is_refused_clearly(tmp_path):
     images = mnist.subset("train").images[:200]
     checkpoint = tmp_path / "run.pt"
-    fit(small_model(), vae_loss, images, TrainSettings(epochs=1, checkpoint=checkpoint, progress=False), transform=binarized)
+    fit(small_model(), vae_loss, images, TrainSettings(epochs=1, checkpoint=checkpoint, progress=False), transform=mnist.binarized)
     other = VAE(VAESettings(latent_dim=4, hidden=(16,)))
     with pytest.raises(RuntimeError, match="different model"):
-        fit(other, vae_loss, images, TrainSettings(epochs=2, checkpoint=checkpoint, progress=False), transform=binarized)
+        fit(other, vae_loss, images, TrainSettings(epochs=2, checkpoint=checkpoint, progress=False), transform=mnist.binarized)
 
 
 def test_checkpoint_loads_with_weights_only(tmp_path):
     images = mnist.subset("train").images[:200]
     checkpoint = tmp_path / "run.pt"
-    fit(small_model(), vae_loss, images, TrainSettings(epochs=1, checkpoint=checkpoint, progress=False), transform=binarized)
+    fit(small_model(), vae_loss, images, TrainSettings(epochs=1, checkpoint=checkpoint, progress=False), transform=mnist.binarized)
     state = torch.load(checkpoint, weights_only=True)
     assert set(state) == {"model", "optimizer", "hooks", "scaler", "history", "rng"}
 
 
 def test_time_budget_stops_at_an_epoch_boundary():
     images = mnist.subset("train").images[:200]
-    history = fit(small_model(), vae_loss, images, TrainSettings(epochs=50, time_budget_s=0.0, progress=False), transform=binarized)
+    history = fit(small_model(), vae_loss, images, TrainSettings(epochs=50, time_budget_s=0.0, progress=False), transform=mnist.binarized)
     assert history.epochs == 1 and history.stopped_by_budget
 
 
@@ -102,10 +98,10 @@ def test_a_damaged_checkpoint_is_named_with_the_way_out(tmp_path):
     images = mnist.subset("train").images[:200]
     checkpoint = tmp_path / "run.pt"
     settings = TrainSettings(epochs=1, checkpoint=checkpoint, progress=False)
-    fit(small_model(), vae_loss, images, settings, transform=binarized)
+    fit(small_model(), vae_loss, images, settings, transform=mnist.binarized)
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # cut short, as by a full disk
     with pytest.raises(CheckpointError, match=r"run\.pt is damaged.*delete it to start the run afresh"):
-        fit(small_model(), vae_loss, images, TrainSettings(epochs=2, checkpoint=checkpoint, progress=False), transform=binarized)
+        fit(small_model(), vae_loss, images, TrainSettings(epochs=2, checkpoint=checkpoint, progress=False), transform=mnist.binarized)
     checkpoint.write_bytes(b"")
     with pytest.raises(CheckpointError, match="damaged"):
         load_checkpoint(checkpoint)
@@ -120,7 +116,7 @@ def test_ema_hook_averages_the_weights_after_every_step():
         snapshots.append([p.detach().clone() for p in model.parameters()])
 
     ema = EMA(model, decay=0.9)
-    fit(model, vae_loss, images, TrainSettings(epochs=2, batch_size=100, progress=False), transform=binarized, hooks=[record, ema])
+    fit(model, vae_loss, images, TrainSettings(epochs=2, batch_size=100, progress=False), transform=mnist.binarized, hooks=[record, ema])
     assert len(snapshots) == 6  # 3 steps an epoch
     expected = snapshots[0]  # the first update copies the weights
     for weights in snapshots[1:]:
@@ -134,21 +130,21 @@ def test_resume_restores_the_ema_and_refuses_other_hooks(tmp_path):
     images = mnist.subset("train").images[:300]
     model = small_model()
     straight = EMA(model, decay=0.8)
-    fit(model, vae_loss, images, TrainSettings(epochs=3, batch_size=100, progress=False), transform=binarized, hooks=[straight])
+    fit(model, vae_loss, images, TrainSettings(epochs=3, batch_size=100, progress=False), transform=mnist.binarized, hooks=[straight])
 
     checkpoint = tmp_path / "run.pt"
     first = small_model()
     fit(first, vae_loss, images, TrainSettings(epochs=1, batch_size=100, checkpoint=checkpoint, progress=False),
-        transform=binarized, hooks=[EMA(first, decay=0.8)])
+        transform=mnist.binarized, hooks=[EMA(first, decay=0.8)])
     second = small_model()
     resumed = EMA(second, decay=0.8)
     fit(second, vae_loss, images, TrainSettings(epochs=3, batch_size=100, checkpoint=checkpoint, progress=False),
-        transform=binarized, hooks=[resumed])
+        transform=mnist.binarized, hooks=[resumed])
     for a, b in zip(resumed.model.parameters(), straight.model.parameters()):
         assert torch.equal(a, b)
     with pytest.raises(CheckpointError, match="other step hooks"):
         fit(small_model(), vae_loss, images, TrainSettings(epochs=4, batch_size=100, checkpoint=checkpoint, progress=False),
-            transform=binarized)
+            transform=mnist.binarized)
 
 
 def test_the_loop_reads_the_device_once_an_epoch_not_once_a_step(monkeypatch):
@@ -169,7 +165,7 @@ def test_the_loop_reads_the_device_once_an_epoch_not_once_a_step(monkeypatch):
 
         monkeypatch.setattr(torch.Tensor, name, counted)
     images = mnist.subset("train").images[:1200]
-    fit(small_model(), vae_loss, images, TrainSettings(epochs=2, batch_size=100, progress=False), transform=binarized)
+    fit(small_model(), vae_loss, images, TrainSettings(epochs=2, batch_size=100, progress=False), transform=mnist.binarized)
     steps, terms = 24, 3
     assert reads["n"] <= 2 * terms, f"{reads['n']} reads of device values in {steps} steps"
 
@@ -181,7 +177,7 @@ def test_no_synchronisation_in_the_gpu_step():
     torch.cuda.set_sync_debug_mode("warn")
     try:
         with pytest.warns(UserWarning) as caught:
-            fit(model, vae_loss, images, TrainSettings(epochs=1, batch_size=100, progress=False), transform=binarized)
+            fit(model, vae_loss, images, TrainSettings(epochs=1, batch_size=100, progress=False), transform=mnist.binarized)
         syncs = [w for w in caught if "synchroniz" in str(w.message)]
         assert len(syncs) <= 3 + 1, [str(w.message) for w in syncs]  # one read-back per term, plus the randperm copy
     finally:
@@ -191,7 +187,7 @@ def test_no_synchronisation_in_the_gpu_step():
 def test_amp_on_a_cpu_is_refused_with_a_message():
     images = mnist.subset("train").images[:100]
     with pytest.raises(ValueError, match="amp=True needs the model on a CUDA device"):
-        fit(small_model(), vae_loss, images, TrainSettings(epochs=1, amp=True, progress=False), transform=binarized)
+        fit(small_model(), vae_loss, images, TrainSettings(epochs=1, amp=True, progress=False), transform=mnist.binarized)
 
 
 def step_loop(checkpoint, steps, *, interrupt_at=None):

@@ -18,7 +18,7 @@ per module. Dependencies point one way — the book's pages and notebooks import
 * :mod:`dgm.data` — :mod:`~dgm.data.mnist`, :mod:`~dgm.data.dsprites` (re-rendered from
   its :mod:`~dgm.data.factors`), :mod:`~dgm.data.mixtures` (2-D Gaussian mixtures);
 * :mod:`dgm.training` — the training loop, its checkpoints and the stepwise runner;
-* :mod:`dgm.latent` — latent-variable models: :mod:`~dgm.latent.vae`,
+* :mod:`dgm.latent` — latent-variable models, one protocol (:mod:`~dgm.latent.model`): :mod:`~dgm.latent.vae`,
   :mod:`~dgm.latent.factor_vae` (β-VAE and FactorVAE), :mod:`~dgm.latent.hvae`;
 * :mod:`dgm.adversarial` — :mod:`~dgm.adversarial.gan` (GAN, PacGAN, WGAN-GP),
   :mod:`~dgm.adversarial.dirac_gan`;

@@ -83,13 +83,15 @@ def diagonal_normal_log_prob(z: Tensor, mean: Tensor, log_var: Tensor) -> Tensor
     return gaussian_log_likelihood(z, mean, log_var)
 
 
-def reparameterize(mean: Tensor, log_var: Tensor, samples: int | None = None) -> Tensor:
-    r"""$z = \mu + \sigma \odot \varepsilon$, $\varepsilon \sim \mathcal N(0, I)$.
+def reparameterize(
+    mean: Tensor, log_var: Tensor, samples: int | None = None, *, generator: torch.Generator | None = None
+) -> Tensor:
+    r"""$z = \mu + \sigma \odot \varepsilon$, $\varepsilon \sim \mathcal N(0, I)$ (from ``generator`` when given).
 
     Returns ``(B, L)``, or ``(samples, B, L)`` when ``samples`` is given.
     """
     shape = mean.shape if samples is None else (samples, *mean.shape)
-    eps = torch.randn(shape, dtype=mean.dtype, device=mean.device)
+    eps = torch.randn(shape, dtype=mean.dtype, device=mean.device, generator=generator)
     return mean + (0.5 * log_var).exp() * eps
 
 

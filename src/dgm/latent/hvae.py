@@ -107,8 +107,7 @@ class HVAE(nn.Module):
         device = next(self.parameters()).device
         z2 = torch.randn(n, self.settings.z2_dim, generator=generator, device=device)
         prior_mean1, prior_log_var1 = self.prior1(z2).chunk(2, dim=-1)
-        # $z_1 = \mu(z_2) + \sigma(z_2) \odot \varepsilon$, the reparameterised draw with the caller's generator
-        z1 = prior_mean1 + (0.5 * prior_log_var1).exp() * torch.randn(n, self.settings.z1_dim, generator=generator, device=device)
+        z1 = reparameterize(prior_mean1, prior_log_var1, generator=generator)
         return self.mean_image(torch.cat([z1, z2], dim=-1))
 
     def elbo(self, x: Tensor) -> ELBOTerms:
