@@ -1,1 +1,1 @@
-"""Score-based and diffusion models (Part IV): score matching, Langevin samplers, noise schedules."""
+"""Part IV: score matching and Langevin samplers; noise schedules, the Gaussian diffusion process, DDPM and DDIM samplers."""
