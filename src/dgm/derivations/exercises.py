@@ -47,6 +47,8 @@ _t, _s_positive = sp.Symbol("t", positive=True), sp.Symbol("s", positive=True)
 _beta, _rho = sp.Symbol("beta", positive=True), sp.Symbol("rho", real=True)
 _n = sp.Symbol("n", positive=True)
 _s1 = sp.Symbol("s1", positive=True)
+_delta = sp.Symbol("delta", positive=True)
+_j11, _j12, _j21, _j22 = sp.symbols("j11 j12 j21 j22", real=True)
 
 EXERCISES: dict[str, Exercise] = {
     # book/pgm.md
@@ -83,6 +85,14 @@ EXERCISES: dict[str, Exercise] = {
     "ex-dirac-alternating-trace": Exercise(2 - _h**2 * _a**2, (_h, _a)),
     "ex-dirac-noise": Exercise(-(_sigma**2) / 4, (_sigma,), domain={_sigma: (0, 1.41421356)}),  # real part −σ²/4 for σ ≤ √2
     "ex-dirac-max-step": Exercise(sp.Integer(4), ()),
+    # book/scores.md
+    "ex-scores-linear-minimiser": Exercise((_m - _x) / _v, (_x, _m, _v)),
+    "ex-scores-kernel-two": Exercise((sp.tanh(_x / _sigma**2) - _x) / _sigma**2, (_x, _sigma)),
+    "ex-scores-hutchinson": Exercise((_j12 + _j21) ** 2, (_j11, _j12, _j21, _j22)),
+    "ex-scores-dsm-constant": Exercise((1 / _sigma**2 - 1 / (_v + _sigma**2)) / 2, (_v, _sigma)),
+    "ex-scores-langevin-temperature": Exercise(_s_positive**2 / (2 - _delta / _s_positive**2), (_s_positive, _delta)),
+    "ex-scores-largest-step": Exercise(2 * _s_positive**2, (_s_positive,)),
+    "ex-scores-annealing": Exercise(sp.Integer(400), ()),
 }
 
 
