@@ -1,5 +1,7 @@
 """Builds: a wrong derivation step fails a book build, and the student edition carries no solution."""
 
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -7,6 +9,7 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,49 +56,185 @@ def test_a_wrong_derivation_step_fails_the_build(tmp_path):
     assert "StepError" in reports and "step 1 (expand the square)" in reports
 
 
-def solution_probes() -> list[str]:
-    """From each solution in book/, a stretch of plain prose (no math, no code) to look for in the HTML."""
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "_ext"))
+from build_student import FENCE, cut_notebook, cut_page  # noqa: E402
+from colab import PLACEHOLDER_URL, cell_in, install_cell  # noqa: E402
+from sync_colab_cell import configured  # noqa: E402
+
+
+def solutions() -> list[tuple[str, str, str]]:
+    """(page, solution, the page without its solutions) for every solution in book/ and notebooks/, cut as the student build cuts."""
+    found = []
+    for page in sorted({*ROOT.glob("book/*.md"), *ROOT.glob("notebooks/*.md")}):
+        kept, cut = cut_page(page.read_text(), page.name)
+        found += [(page.name, solution, kept) for solution in cut]
+    for notebook in sorted(ROOT.glob("notebooks/*.ipynb")):
+        if not notebook.with_suffix(".md").exists():
+            parsed = nbformat.read(notebook, as_version=4)
+            cut = cut_notebook(parsed, notebook.name)
+            kept = "\n".join(cell.source for cell in parsed.cells)
+            found += [(notebook.name, solution, kept) for solution in cut]
+    return found
+
+
+def solution_lines() -> list[str]:
+    """Each solution's distinctive source lines: 30 characters or more, not a fence or an option, nowhere else on its page."""
+    probes = set()
+    for page, solution, kept in solutions():
+        lines = {line.strip() for line in solution.splitlines()}
+        found = {line for line in lines if len(line) >= 30 and not FENCE.match(line) and not line.startswith(":") and line not in kept}
+        assert found, f"{page}: no line of this solution to look for: {solution!r}"
+        probes |= found
+    return sorted(probes)
+
+
+def solution_prose() -> list[str]:
+    """Each solution's stretches of plain prose (no math, code or markup) of 25 characters or more, as the HTML
+    shows them, that are nowhere else on its page."""
     probes = []
-    for page in sorted((ROOT / "book").glob("*.md")):
-        for body in re.findall(r"```\{solution\}[^\n]*\n(.*?)\n```", page.read_text(), flags=re.S):
-            text = " ".join(line for line in body.splitlines() if not line.startswith(":"))
-            prose = [
-                chunk.strip()
-                for chunk in re.split(r"\$\$.*?\$\$|\$[^$]*\$|`[^`]*`|\{[^}]*\}|[:;,.()'\"]", text)
-                if len(chunk.strip()) >= 20
-            ]
-            assert prose, f"no plain prose to probe in a solution of {page.name}"
-            probes.append(max(prose, key=len))
+    for page, solution, kept in solutions():
+        body = " ".join(line for line in solution.splitlines()[1:-1] if not line.startswith(":"))
+        elsewhere = re.sub(r"\s+", " ", kept)
+        probes += [
+            chunk.strip()
+            for chunk in re.split(r"\$\$.*?\$\$|\$[^$]*\$|`[^`]*`|\{[^}]*\}|\*\*?|\[|\]|[:;,.()'\"]", body)
+            if len(chunk.strip()) >= 25 and chunk.strip() not in elsewhere
+        ]
     return probes
 
 
 @pytest.fixture(scope="module")
-def editions(tmp_path_factory):
+def builds(tmp_path_factory):
+    """The student edition and the full one, each built by tools/build_student.py: {edition: (folder, build log)}."""
     out = tmp_path_factory.mktemp("editions")
+    built = {}
     for name, extra in (("student", []), ("instructor", ["--keep-solutions"])):
         result = subprocess.run(
             [sys.executable, str(ROOT / "tools" / "build_student.py"), "--output", str(out / name), *extra],
             capture_output=True, text=True,
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    yield {name: out / name / "_build" / "html" for name in ("student", "instructor")}
+        built[name] = (out / name, result.stdout + result.stderr)
+    yield built
     shutil.rmtree(out, ignore_errors=True)
 
 
-def html_text(site: Path) -> str:
-    text = " ".join(page.read_text() for page in site.rglob("*.html"))
-    return re.sub(r"\s+", " ", text.replace("&#8217;", "’").replace("&#8220;", "“").replace("&#8221;", "”"))
+@pytest.fixture(scope="module")
+def editions(builds):
+    return {name: folder / "_build" / "html" for name, (folder, _) in builds.items()}
 
 
-def test_student_edition_has_no_solution(editions):
-    probes = solution_probes()
-    assert len(probes) >= 6
-    instructor, student = html_text(editions["instructor"]), html_text(editions["student"])
-    for probe in probes:
+BASE64 = re.compile(r"[A-Za-z0-9+/=\\n]{400,}")  # images inlined in notebooks and pages: no text to look for
+
+
+def strings(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return "".join(value)  # a notebook cell's lines
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return "\n".join(strings(item) for item in items)
+
+
+def file_texts(folder: Path) -> dict[str, str]:
+    """Every file under folder as searchable text: raw, HTML-unescaped, and with JSON strings decoded."""
+    texts = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        # Binary files too (pickled doctrees, the cache's database, images): their strings are UTF-8 inside.
+        raw = BASE64.sub(" ", path.read_bytes().decode("utf-8", errors="replace"))
+        parts = [raw] + ([html.unescape(raw)] if "&" in raw else [])
+        if path.suffix in (".ipynb", ".json"):
+            parts.append(BASE64.sub(" ", strings(json.loads(path.read_text()))))
+        texts[str(path.relative_to(folder))] = re.sub(r"\s+", " ", "\n".join(parts))
+    return texts
+
+
+def test_no_file_of_the_student_edition_holds_a_solution(builds):
+    """Issue 11: pages, _sources downloads, executed and shipped notebooks, search index, the student repository."""
+    lines = [re.sub(r"\s+", " ", line) for line in solution_lines()]
+    prose = solution_prose()
+    assert len(solutions()) >= 28 and len(lines) >= 28 and len(prose) >= 60
+    instructor = "\n".join(file_texts(builds["instructor"][0]).values())
+    for probe in lines + prose:
         assert probe in instructor, f"the probe does not find the solution in the full edition: {probe!r}"
-        assert probe not in student, f"a solution leaked into the student edition: {probe!r}"
-    assert "exercise" in student and 'class="solution' not in student
-    assert "student edition" in student
+    student = file_texts(builds["student"][0])
+    assert any(name.startswith("repo/book/") and name.endswith(".ipynb") for name in student)
+    assert any("_sources/" in name for name in student) and any(name.endswith("searchindex.js") for name in student)
+    leaks = [(name, probe) for probe in lines + prose for name, text in student.items() if probe in text]
+    assert not leaks, f"solutions in the student edition: {leaks[:5]}"
+    html_pages = " ".join(text for name, text in student.items() if name.endswith(".html"))
+    assert "exercise" in html_pages and 'class="solution' not in html_pages
+    assert "student edition" in html_pages
+
+
+def search_terms(site: Path) -> set[str]:
+    index = (site / "searchindex.js").read_text()
+    return set(json.loads(index[index.index("(") + 1 : index.rindex(")")])["terms"])
+
+
+def test_the_student_search_index_knows_no_word_found_only_in_solutions(builds, editions):
+    """Words (stemmed as Sphinx indexes them) that appear in solutions and nowhere else in the student sources."""
+    from sphinx.search.en import SearchEnglish
+
+    stem = SearchEnglish({}).stem
+    words = lambda text, shortest=1: {stem(word.lower()) for word in re.findall(rf"[A-Za-z]{{{shortest},}}", text)}  # noqa: E731
+    student_sources = " ".join(text for name, text in file_texts(builds["student"][0] / "repo").items() if name.endswith((".md", ".ipynb")))
+    only_in_solutions = words(" ".join(solution for _, solution, _ in solutions()), 5) - words(student_sources)
+    indexed = only_in_solutions & search_terms(editions["instructor"])
+    assert len(indexed) >= 8, f"too few solution-only words in the full edition's index to test with: {sorted(indexed)}"
+    assert not indexed & search_terms(editions["student"]), sorted(indexed & search_terms(editions["student"]))
+
+
+COLAB = re.compile(r'href="https://colab\.research\.google\.com/github/([^/"]+)/([^/"]+)/blob/([^"]+?)/([^"]+\.ipynb)"')
+
+
+@pytest.mark.parametrize("edition", ["student", "instructor"])
+def test_colab_buttons_open_the_editions_own_notebooks_which_install_from_the_same_commit(builds, editions, edition):
+    """Student: the student repository's notebooks (written by the build, no solutions); full edition: this repository's.
+    Each notebook a button opens installs dgm from the repository and ref the button names."""
+    url, ref = configured(student=edition == "student")
+    tree = builds[edition][0] / "repo" if edition == "student" else ROOT
+    site = editions[edition]
+    pages = [page for page in site.rglob("*.html") if not page.relative_to(site).parts[0].startswith("_")]
+    links = {m.groups() for page in pages for m in COLAB.finditer(page.read_text())}
+    opened = {path for *_, path in links}
+    notebooks = {  # every page built from a notebook has a button
+        f"{page.parent.name}/{page.stem}.ipynb" for page in ROOT.glob("*/*.md")
+        if page.parent.name in ("book", "notebooks") and "\nkernelspec:" in page.read_text()[:800]
+        and (site / page.parent.name / f"{page.stem}.html").exists()
+    }
+    assert opened >= notebooks and len(opened) >= 13, sorted(notebooks - opened)
+    for owner, name, link_ref, path in links:
+        assert (f"https://github.com/{owner}/{name}", link_ref) == (url, ref), path
+        assert cell_in(tree / path) == install_cell(url, ref), f"{tree / path} does not install from {url}@{ref}"
+    if edition == "student":
+        for notebook in tree.rglob("*.ipynb"):
+            assert cell_in(notebook) == install_cell(url, ref), notebook
+
+
+def test_the_build_warns_while_the_repository_is_a_placeholder(builds):
+    url, _ = configured()
+    for _, log in builds.values():
+        assert ("still the placeholder" in log) == (url == PLACEHOLDER_URL)
+
+
+def test_the_solution_cutter():
+    page = "a\n```{solution-start} ex\n:class: dropdown\n```\nsecret\n```{code-cell}\nx = 1\n```\n```{solution-end}\n```\nb\n" \
+        "::::{solution} ex2\n:::{note}\ninner\n:::\nmore\n::::\nc\n````{solution} ex3\n```python\ncode\n```\n````\nd\n"
+    kept, cut = cut_page(page, "page")
+    assert kept == "a\nb\nc\nd\n" and len(cut) == 3 and "secret" in cut[0] and "x = 1" in cut[0] and "inner" in cut[1]
+    with pytest.raises(ValueError, match="not closed"):
+        cut_page("```{solution} ex\nopen\n", "page")
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("text\n```{solution-start} ex\n```\nhidden"),
+        nbformat.v4.new_code_cell("secret = 1"),
+        nbformat.v4.new_markdown_cell("```{solution-end}\n```\nafter"),
+        nbformat.v4.new_markdown_cell("```{solution} ex2\nonly a solution\n```"),
+        nbformat.v4.new_code_cell("kept = 1"),
+    ])
+    assert len(cut_notebook(notebook, "n")) == 2
+    assert [(c.cell_type, c.source) for c in notebook.cells] == [("markdown", "text"), ("markdown", "after"), ("code", "kept = 1")]
 
 
 class Assets(HTMLParser):
@@ -142,3 +281,72 @@ def test_the_site_loads_nothing_from_the_network(editions):
             assert ("embed-amd.js" in scripts) == (name in widget_pages), name
             if 'class="math' in page.read_text():  # (Sphinx also loads it on a page whose toctree holds math: the root)
                 assert "mathjax/es5/tex-mml-chtml.js" in scripts, name
+
+
+class InlineScripts(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[str] = []
+        self.inside = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)  # JavaScript only (a widget's view is a script of JSON, and may be shown twice)
+        self.inside = tag == "script" and not attributes.get("src") and attributes.get("type") in (None, "text/javascript")
+        if self.inside:
+            self.scripts.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self.inside:
+            self.scripts[-1] += data
+
+
+def test_no_page_runs_an_inline_script_twice(editions):
+    """Issue 11: sphinx-thebe's `const THEBE_JS_URL` listed twice was a console error on every page (_ext/offline_site.py)."""
+    for site in editions.values():
+        for page in site.rglob("*.html"):
+            parser = InlineScripts()
+            parser.feed(page.read_text())
+            scripts = [script.strip() for script in parser.scripts if script.strip()]
+            assert len(scripts) == len(set(scripts)), f"{page.relative_to(site)} repeats an inline script"
+            assert page.read_text().count("const THEBE_JS_URL") <= 1, page.relative_to(site)
+
+
+LIST_ITEM = re.compile(r"\s{0,3}([-+*]|\d+[.)])\s")
+
+
+def sentences_broken_into_lists(solution: str) -> list[str]:
+    """Lines of a solution's prose that continue a paragraph but start with a list marker (Markdown makes them a list)."""
+    broken, previous, in_code = [], "", False
+    for line in solution.splitlines()[1:-1]:
+        if re.match(r"\s*(```|~~~)", line):
+            in_code = not in_code
+        if not in_code and LIST_ITEM.match(line) and previous.strip() and not LIST_ITEM.match(previous):
+            broken.append(line)
+        previous = line
+    return broken
+
+
+def test_no_solution_sentence_is_broken_into_a_list():
+    """Issue 11: vi's Exercise 6 solution had a line of a sentence starting with "+", which Markdown makes a list item."""
+    assert sentences_broken_into_lists("```{solution} ex\nthe divergence is\n+ \\mathrm{KL}(q \\,\\|\\, p).\n```") == [
+        "+ \\mathrm{KL}(q \\,\\|\\, p)."
+    ]
+    assert sentences_broken_into_lists("```{solution} ex\nTwo cases:\n\n- one\n- two\n```") == []
+    for page, solution, _ in solutions():
+        assert not sentences_broken_into_lists(solution), f"{page}: {sentences_broken_into_lists(solution)}"
+
+
+def test_no_solution_renders_as_a_list(editions):
+    """The same in the built full edition: no solution's HTML holds a list (none of the book's solutions is one)."""
+    from bs4 import BeautifulSoup  # (pydata-sphinx-theme's dependency)
+
+    rendered = 0
+    for page in sorted((editions["instructor"] / "book").glob("*.html")):
+        for solution in BeautifulSoup(page.read_text(), "html.parser").select("div.solution"):
+            rendered += 1
+            assert not solution.find(["ul", "ol"]), f"{page.name}: {solution.get_text(' ', strip=True)[:200]}"
+    built = [page for page, _, _ in solutions() if (editions["instructor"] / "book" / page).with_suffix(".html").exists()]
+    assert rendered == len(built) >= 28

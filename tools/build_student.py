@@ -155,7 +155,8 @@ def write_repository(target: Path, keep_solutions: bool) -> tuple[str, str, int]
     if keep_solutions:
         return url, ref, 0
     (target / "_config.yml").write_text(yaml.safe_dump(student_config(config, url, ref), sort_keys=False, allow_unicode=True))
-    (target / "README.md").write_text(STUDENT_README.format(title=config["title"], url=url, ref=ref))
+    readme = STUDENT_README.format(title=config["title"], url=url, ref=ref, repository=url.removeprefix("https://github.com/"))
+    (target / "README.md").write_text(readme)
     count, pages = 0, notebook_sources(target)
     for page in pages:
         text, cut = cut_page(page.read_text(), str(page.relative_to(target)))
@@ -179,7 +180,7 @@ STUDENT_README = """# {title}: student edition
 The notebooks of the course, without the exercise solutions, and the course
 library `dgm` they use. Open a notebook on Colab from the book's website (the
 rocket button), or from this repository:
-`https://colab.research.google.com/github/<owner>/<name>/blob/{ref}/book/vi.ipynb`.
+`https://colab.research.google.com/github/{repository}/blob/{ref}/book/vi.ipynb`.
 Its first cell installs `dgm` from `git+{url}@{ref}`, the commit the notebook
 comes from; outside Colab, install it yourself with `pip install -e .`.
 
