@@ -213,6 +213,28 @@ def test_colab_buttons_open_the_editions_own_notebooks_which_install_from_the_sa
             assert cell_in(notebook) == install_cell(url, ref), notebook
 
 
+def test_a_page_whose_install_cell_names_another_ref_fails_the_build(tmp_path):
+    """_ext/colab.py: a launch button and an install cell that disagree fail a -W build; the placeholder only warns."""
+    results = {}
+    for url, cell_ref in (("https://github.com/someone/book", "v1.0"), ("https://github.com/someone/book", "main"), (PLACEHOLDER_URL, "v1.0")):
+        folder = tmp_path / f"{url.split('/')[-2]}-{cell_ref}"
+        folder.mkdir()
+        (folder / "_config.yml").write_text(
+            f"title: t\nexecute:\n  execute_notebooks: 'off'\nrepository:\n  url: {url}\n  branch: v1.0\n"
+            f"launch_buttons:\n  colab_url: https://colab.research.google.com\n"
+            f"sphinx:\n  local_extensions:\n    colab: {ROOT / '_ext'}\n"
+        )
+        (folder / "_toc.yml").write_text("format: jb-book\nroot: page\n")
+        page = PAGE.split("# A page")[0] + "# A page\n\n```{code-cell} ipython3\n:tags: [remove-cell]\n\n" + install_cell(url, cell_ref) + "\n```\n"
+        (folder / "page.md").write_text(page)
+        result = subprocess.run([JUPYTER_BOOK, "build", str(folder), "-W", "-n"], capture_output=True, text=True)
+        results[(url, cell_ref)] = (result.returncode, result.stdout + result.stderr)
+    good, stale, placeholder = results.values()
+    assert good[0] == 0 and "placeholder" not in good[1], good[1][-2000:]
+    assert stale[0] != 0 and "does not install from https://github.com/someone/book@v1.0" in stale[1], stale[1][-2000:]
+    assert placeholder[0] == 0 and "still the placeholder" in placeholder[1], placeholder[1][-2000:]
+
+
 def test_the_build_warns_while_the_repository_is_a_placeholder(builds):
     url, _ = configured()
     for _, log in builds.values():
