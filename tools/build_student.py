@@ -195,6 +195,8 @@ def main() -> None:
     parser.add_argument("--keep-solutions", action="store_true", help="build the full edition the same way (for tests)")
     args = parser.parse_args()
     output = args.output.resolve()
+    if output == ROOT or output in ROOT.parents:
+        parser.error(f"--output {args.output}: give the student edition a folder of its own (it is emptied)")
     repository = output / "repo"
     url, ref, count = write_repository(repository, args.keep_solutions)
     if is_placeholder(url):
@@ -207,6 +209,9 @@ def main() -> None:
     extensions = config["sphinx"].get("local_extensions", {})
     config["sphinx"]["local_extensions"] = {name: str(repository / path) for name, path in extensions.items()}
     config_path = output / "_config.yml"
+    # A fresh site: nothing of an earlier build (an older edition's pages or downloads) stays in it. The
+    # repository was copied afresh, so Sphinx would read every page again anyway; execution stays cached.
+    shutil.rmtree(output / "_build", ignore_errors=True)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     command = [
         str(Path(sys.executable).parent / "jupyter-book"), "build", str(repository), "--config", str(config_path),
