@@ -56,10 +56,14 @@ def test_score_matching_refuses_a_wrong_integration_by_parts(page):
     # the ½ of ‖s‖² dropped
     refused(p["hyvarinen"], 2, in_order(E(norm(s2, 2), q2), E(trace(s2, point), q2), E(half * norm(score_q2, 2), q2)))
     # in one dimension: the derivative of s replaced by s itself
-    s, q, x = p["s"], p["q"], p["x"]
+    s, q, x = p["s_theta"], p["q"], p["x"]
     refused(p["hyvarinen_1d"], 2, in_order(E(half * s**2, q), E(s, q), E(half * p["score_q"] ** 2, q)))
     # dropping a θ-dependent term is not "up to a constant"
     refused(p["hyvarinen"], 3, E(half * norm(s2, 2), q2))
+    # the boundary term: with the sign of integration by parts wrong, the two terms no longer cancel
+    boundary, score_q, Score = p["boundary"], p["score_q"], p["Score"]
+    with pytest.raises(StepError):
+        boundary.check("=", in_order(E(times(s, score_q), q), -E(Score(s, x), q)), boundary.steps[0].expr)
 
 
 def test_closed_forms_refuse_a_dropped_half(page):
