@@ -1,6 +1,7 @@
 """GAN losses against their formulas, the gradient penalty on critics whose gradient is known, packing, and training."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from dgm.adversarial.gan import (
     gradient_penalty,
     train_gan,
 )
+from dgm.data import mixtures
 
 
 def test_losses_match_their_formulas():
@@ -78,19 +80,27 @@ def shifted_gaussian(n: int) -> torch.Tensor:
     return torch.tensor([2.0, -1.0]) + 0.1 * torch.randn(n, 2)
 
 
+# Measured over seeds 0-11 (torch 2.14, CPU, commit of this test): the distance of the final sample mean from
+# the target was 0.01-0.04 for the GAN and 0.00-0.13 (mean 0.08) for WGAN-GP. Before the learning rate decayed
+# linearly to 0 and WGAN-GP took λ = 0.1 and β₁ = 0, the same runs ended 0.04-0.22 and 0.03-0.52 away (0.06-1.76
+# on another CPU), so one seed passing said little. Each tolerance is about twice the worst of twelve seeds.
 @pytest.mark.parametrize(
-    "objective, penalty, critic_steps, lr, steps, tolerance",
-    [("non_saturating", 0.0, 1, 2e-3, 400, 0.3), ("wasserstein", 10.0, 5, 1e-3, 800, 0.6)],
+    "objective, penalty, critic_steps, lr, betas, steps, tolerance",
+    [("non_saturating", 0.0, 1, 2e-3, (0.5, 0.9), 400, 0.1), ("wasserstein", 0.1, 5, 1e-3, (0.0, 0.9), 800, 0.3)],
 )
-def test_seeded_training_moves_the_generator_onto_the_data(objective, penalty, critic_steps, lr, steps, tolerance):
-    torch.manual_seed(0)
+@pytest.mark.parametrize("seed", range(4))
+def test_seeded_training_moves_the_generator_onto_the_data(objective, penalty, critic_steps, lr, betas, steps, tolerance, seed):
+    torch.manual_seed(seed)
     gan = GAN(GANSettings(objective=objective, gradient_penalty=penalty, generator_hidden=(32,), discriminator_hidden=(32,)))
     before = gan.sample(1000).detach().mean(0)
-    history = train_gan(gan, shifted_gaussian, AdversarialSettings(steps=steps, batch_size=128, lr=lr, critic_steps=critic_steps, progress=False))
-    after = gan.sample(1000).detach().mean(0)
+    settings = AdversarialSettings(steps=steps, batch_size=128, lr=lr, betas=betas, critic_steps=critic_steps,
+                                   lr_schedule="linear", seed=seed, progress=False)
+    history = train_gan(gan, shifted_gaussian, settings)
+    after = gan.sample(1000).detach()
     target = torch.tensor([2.0, -1.0])
     assert (before - target).norm() > 1.5
-    assert (after - target).norm() < tolerance  # 0.11 and 0.49 with these seeds (torch 2.14, CPU)
+    assert (after.mean(0) - target).norm() < tolerance
+    assert 0.02 < after.std(0).mean() < 0.3  # spread on the data's scale (0.1), neither a point nor a smear
     if objective == "wasserstein":  # the critic's estimate of W falls as the generator closes in
         estimates = history.terms["wasserstein"]
         assert estimates[-1] < estimates[0] / 3
@@ -98,24 +108,65 @@ def test_seeded_training_moves_the_generator_onto_the_data(objective, penalty, c
     assert ("penalty" in history.terms) == (penalty > 0)
 
 
-def test_resume_continues_exactly_where_it_stopped(tmp_path):
-    data = torch.randn(500, 2)
+def test_the_linear_schedule_falls_to_zero_with_the_step():
+    constant = AdversarialSettings(steps=4, lr=0.4)
+    linear = AdversarialSettings(steps=4, lr=0.4, lr_schedule="linear")
+    assert [constant.learning_rate(step) for step in range(4)] == [0.4] * 4
+    assert [linear.learning_rate(step) for step in range(4)] == pytest.approx([0.4, 0.3, 0.2, 0.1])
+    with pytest.raises(ValueError, match="lr_schedule"):
+        AdversarialSettings(lr_schedule="cosine")
+
+
+class Interrupted(Exception):
+    """Stands in for a kill: raised by the data source in the middle of a run."""
+
+
+def test_a_run_killed_between_logging_intervals_resumes_exactly(tmp_path):
+    # logged every 10 steps, checkpointed every 5, killed while drawing the data of step 28:
+    # the resume starts at step 25, halfway through an interval, with that interval's sums and the trace so far
+    mixture = mixtures.ring(std=0.05)
+    fixed_z = torch.randn(200, 2, generator=torch.Generator().manual_seed(7))
 
     def fresh() -> GAN:
         torch.manual_seed(3)
-        return GAN(GANSettings(generator_hidden=(16,), discriminator_hidden=(16,)))
+        return GAN(GANSettings(objective="wasserstein", gradient_penalty=10.0, generator_hidden=(16,), discriminator_hidden=(16,)))
 
-    settings = dict(batch_size=32, lr=1e-3, log_every=10, progress=False)
-    straight = fresh()
-    train_gan(straight, data, AdversarialSettings(steps=40, **settings))
+    def score(step: int, model: GAN) -> dict[str, float]:
+        with torch.no_grad():
+            result = mixture.score(model.sample(200, z=fixed_z), min_count=5)
+        return {"modes": result.modes_covered, "mode_kl": result.mode_kl, "mean_x": model.sample(200, z=fixed_z)[:, 0].mean().item()}
+
+    def killed_after(calls: int):
+        count = 0
+
+        def draw(n: int) -> torch.Tensor:
+            nonlocal count
+            count += 1
+            if count > calls:
+                raise Interrupted
+            return mixture.sample(n)
+        return draw
+
     checkpoint = tmp_path / "gan.pt"
+    settings = AdversarialSettings(steps=45, batch_size=32, lr=1e-3, critic_steps=2, lr_schedule="linear", log_every=10,
+                                   checkpoint_every=5, progress=False)
+    straight = fresh()
+    expected = train_gan(straight, mixture.sample, settings, callback=score)
+    settings = replace(settings, checkpoint=checkpoint)
+    with pytest.raises(Interrupted):  # two draws per step: the 55th is step 28's first
+        train_gan(fresh(), killed_after(54), settings, callback=score)
+    assert torch.load(checkpoint, weights_only=True)["step"] == 25
     resumed = fresh()
-    train_gan(resumed, data, AdversarialSettings(steps=20, checkpoint=checkpoint, **settings))
-    history = train_gan(fresh(), data, AdversarialSettings(steps=40, checkpoint=checkpoint, **settings))
-    resumed.load_state_dict(torch.load(checkpoint, weights_only=True)["model"])
-    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
-        assert torch.equal(a, b)
-    assert history.epochs == 4  # four logged intervals of 10 steps, two before and two after the resume
+    history = train_gan(resumed, mixture.sample, settings, callback=score)
+    for name, weight in straight.state_dict().items():
+        assert torch.equal(weight, resumed.state_dict()[name]), name
+    assert set(history.terms) == set(expected.terms) == {"d_loss", "g_loss", "wasserstein", "penalty", "modes", "mode_kl", "mean_x"}
+    for name, series in expected.terms.items():
+        assert len(series) == 5, name  # intervals ending at steps 10, 20, 30, 40 and 45
+        assert history.terms[name] == pytest.approx(series, rel=1e-9, abs=1e-12), name
+    # a finished run read back from its checkpoint returns the whole history, trace included
+    again = train_gan(fresh(), mixture.sample, settings, callback=score)
+    assert again.terms == history.terms
 
 
 def test_a_checkpoint_of_another_gan_is_refused(tmp_path):

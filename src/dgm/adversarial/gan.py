@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from dgm.distributions import density_ratio_loss
 from dgm.networks import mlp
 from dgm.profile import progress_enabled
-from dgm.training import History, StepRun
+from dgm.training import History, StepRun, adam
 
 Objective = Literal["minimax", "non_saturating", "wasserstein"]
 OBJECTIVES: tuple[str, ...] = ("minimax", "non_saturating", "wasserstein")
@@ -92,9 +92,9 @@ class GAN(nn.Module):
         return next(self.parameters()).device
 
     def sample(self, n: int, *, z: Tensor | None = None) -> Tensor:
-        """``n`` samples ``(n, *data_shape)``; the noise is drawn on the CPU so runs repeat on any device."""
+        """``n`` samples ``(n, *data_shape)``; the noise ``z`` ``(n, latent_dim)`` is drawn on the model's device unless given."""
         if z is None:
-            z = torch.randn(n, self.settings.latent_dim)
+            z = torch.randn(n, self.settings.latent_dim, device=self.device)
         x = self.generator(z.to(self.device))
         return x.view(len(z), *self.settings.data_shape)
 
@@ -146,7 +146,7 @@ def gradient_penalty(gan: GAN, real: Tensor, fake: Tensor) -> Tensor:
     """
     pack = gan.settings.pack
     packs = len(real) // pack
-    eps = torch.rand(packs).repeat_interleave(pack).to(real.device)  # (N,): one ε per pack
+    eps = torch.rand(packs, device=real.device).repeat_interleave(pack)  # (N,): one ε per pack
     eps = eps.view(len(real), *([1] * (real.dim() - 1)))
     mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(gan.logits(mixed).sum(), mixed, create_graph=True)
@@ -167,6 +167,7 @@ class AdversarialSettings:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.9)
     critic_steps: int = 1
+    lr_schedule: Literal["constant", "linear"] = "constant"  # "linear": from lr down to 0 at the last step
     seed: int = 0
     log_every: int = 100
     checkpoint: Path | None = None
@@ -177,36 +178,72 @@ class AdversarialSettings:
     def __post_init__(self) -> None:
         if min(self.steps, self.batch_size, self.critic_steps, self.log_every, self.checkpoint_every) < 1 or self.lr <= 0:
             raise ValueError(f"steps, batch_size, critic_steps, log_every, checkpoint_every must be positive, got {self}")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
+
+    def learning_rate(self, step: int) -> float:
+        """Both networks' rate at ``step`` (from 0): ``lr``, or with ``"linear"`` ``lr · (1 − step / steps)``.
+
+        A function of the step alone, so a resumed run sets the rate the uninterrupted one had.
+        """
+        if self.lr_schedule == "linear":
+            return self.lr * (1 - step / self.steps)
+        return self.lr
 
 
 DataSource = Tensor | Callable[[int], Tensor]
 
 
-def _draw(data: DataSource, n: int) -> Tensor:
-    """``n`` real samples: from a sampler, or a random minibatch of a tensor (with replacement across steps)."""
+def _draw(data: DataSource, n: int, device: torch.device) -> Tensor:
+    """``n`` real samples on ``device``: from a sampler, or a random minibatch of a tensor (with replacement across steps).
+
+    A sampler should draw on ``device`` itself (e.g. ``mixture.sample`` of a
+    mixture moved there with :meth:`dgm.data.mixtures.Mixture.to`); a tensor
+    is best moved to the device once, before training, so no step copies it.
+    """
     if callable(data):
-        return data(n)
-    return data[torch.randint(len(data), (n,))]
+        return data(n).to(device)
+    return data[torch.randint(len(data), (n,), device=data.device)].to(device)
 
 
-def train_gan(
-    gan: GAN, data: DataSource, settings: AdversarialSettings, *, callback: Callable[[int, GAN], None] | None = None
-) -> History:
+Callback = Callable[[int, GAN], "dict[str, float] | None"]
+
+
+def _record(history: History, scores: dict[str, float] | None) -> None:
+    """Add a callback's ``scores`` to the interval ``history`` has just recorded."""
+    if not scores:
+        return
+    clash = set(scores) & {"d_loss", "g_loss", "js", "wasserstein", "penalty"}
+    if clash:
+        raise ValueError(f"the callback's scores may not reuse the names of logged losses: {sorted(clash)}")
+    for name, value in scores.items():
+        series = history.terms.setdefault(name, [])
+        if len(series) != history.epochs - 1:
+            raise ValueError(f"the callback returned {name!r} at some logged intervals but not at others")
+        series.append(float(value))
+
+
+def train_gan(gan: GAN, data: DataSource, settings: AdversarialSettings, *, callback: Callback | None = None) -> History:
     """Train ``gan`` on ``data``: a tensor ``(N, *data_shape)`` or a function ``n -> (n, *data_shape)``.
 
     Returns a :class:`dgm.training.History` with one record per ``log_every``
     generator steps (the means of ``d_loss``, ``g_loss`` and, where they apply,
     ``js``, ``wasserstein`` and ``penalty``). ``callback(step, gan)``, if
-    given, runs after each logged interval (to score the generator along the
-    way; it should not draw from torch's global random generator, or the run
-    will differ from one without it). A run given the same checkpoint path
-    resumes at the last saved step, with the random state it had there.
+    given, runs after each logged interval with the generator in eval mode (to
+    score it along the way; it should not draw from torch's global random
+    generator, or the run will differ from one without it). The numbers it
+    returns, if any (a dict of floats, the same names each time), join that
+    interval's record in the history, so they are checkpointed with it: a
+    resumed run keeps the entries from before the interruption, and a finished
+    run read back from its checkpoint returns them all. A run given the same
+    checkpoint path resumes at the last saved step, with the random state it
+    had there.
     """
     if settings.batch_size % gan.settings.pack:
         raise ValueError(f"batch_size {settings.batch_size} must be a multiple of pack {gan.settings.pack}")
     objective, penalty_weight = gan.settings.objective, gan.settings.gradient_penalty
-    d_opt = torch.optim.Adam(gan.discriminator.parameters(), lr=settings.lr, betas=settings.betas)
-    g_opt = torch.optim.Adam(gan.generator.parameters(), lr=settings.lr, betas=settings.betas)
+    d_opt = adam(gan.discriminator, settings.lr, betas=settings.betas)
+    g_opt = adam(gan.generator, settings.lr, betas=settings.betas)
     torch.manual_seed(settings.seed)
     run = StepRun(gan, {"d_opt": d_opt, "g_opt": g_opt}, steps=settings.steps, log_every=settings.log_every,
                   checkpoint=settings.checkpoint, checkpoint_every=settings.checkpoint_every,
@@ -215,10 +252,12 @@ def train_gan(
     device, n = gan.device, settings.batch_size
     gan.train()
     for step in range(run.start, settings.steps):
+        for group in (*d_opt.param_groups, *g_opt.param_groups):
+            group["lr"] = settings.learning_rate(step)
         # 1. the discriminator (critic): fakes are detached, so its backward never reaches the generator
         gan.discriminator.requires_grad_(True)
         for _ in range(settings.critic_steps):
-            real = _draw(data, n).to(device)
+            real = _draw(data, n, device)
             with torch.no_grad():
                 fake = gan.sample(n)
             terms = discriminator_loss(gan.logits(real), gan.logits(fake), objective)
@@ -241,7 +280,7 @@ def train_gan(
         done = step + 1
         if run.log(done, logged, postfix=("d_loss", "g_loss")) and callback is not None:
             gan.eval()
-            callback(done, gan)
+            _record(run.history, callback(done, gan))
             gan.train()
         if run.stop(done):
             break
