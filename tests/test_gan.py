@@ -193,3 +193,12 @@ def test_callback_sees_the_generator_at_each_logged_interval():
 
     train_gan(gan, torch.randn(64, 2), AdversarialSettings(steps=25, batch_size=8, log_every=10, progress=False), callback=record)
     assert seen == [10, 20, 25]
+
+
+def test_noise_is_drawn_on_the_models_device():
+    # the "meta" device stands in for a GPU; noise drawn on the CPU and copied over would advance the CPU generator
+    gan = GAN(GANSettings(generator_hidden=(8,), discriminator_hidden=(8,))).to("meta")
+    cpu_state = torch.get_rng_state()
+    assert gan.sample(4).device.type == "meta"
+    assert gradient_penalty(gan, torch.zeros(4, 2, device="meta"), torch.zeros(4, 2, device="meta")).device.type == "meta"
+    assert torch.equal(torch.get_rng_state(), cpu_state)

@@ -62,3 +62,15 @@ def test_bad_input_is_refused():
         mixtures.ring().score(torch.zeros(10, 3))
     with pytest.raises(ValueError, match="std"):
         mixtures.ring(std=0.0)
+
+
+def test_samples_are_drawn_on_the_requested_device():
+    # the "meta" device stands in for a GPU: it proves the draw happens there, not on the CPU and copied over
+    ring = mixtures.ring()
+    assert ring.sample(5, device="meta").device.type == "meta"
+    on_meta, cpu_state = ring.to("meta"), torch.get_rng_state()
+    assert on_meta.centers.device.type == "meta" and on_meta.sample(3).shape == (3, 2)
+    assert torch.equal(torch.get_rng_state(), cpu_state)  # nothing was drawn on the CPU
+    # on the CPU the device argument changes nothing: the same generator gives the same samples
+    first = ring.sample(4, torch.Generator().manual_seed(0))
+    assert torch.equal(first, ring.sample(4, torch.Generator().manual_seed(0), device="cpu"))
