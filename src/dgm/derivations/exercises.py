@@ -93,6 +93,46 @@ EXERCISES: dict[str, Exercise] = {
     "ex-scores-langevin-temperature": Exercise(_s_positive**2 / (2 - _delta / _s_positive**2), (_s_positive, _delta)),
     "ex-scores-largest-step": Exercise(2 * _s_positive**2, (_s_positive,)),
     "ex-scores-annealing": Exercise(sp.Integer(400), ()),
+    # book/ddpm.md
+    **(lambda beta, a_prev, t, s2, a, x, m: {
+        "ex-ddpm-constant-schedule": Exercise((1 - beta) ** t, (beta, t), domain={beta: (0, 1), t: (1, 50)}),
+        "ex-ddpm-steps": Exercise(sp.Integer(342), ()),
+        "ex-ddpm-beta-tilde": Exercise(
+            (1 - a_prev) * beta / (1 - (1 - beta) * a_prev), (beta, a_prev), domain={beta: (0, 1), a_prev: (0, 1)}
+        ),
+        "ex-ddpm-x0-weight": Exercise(
+            a_prev * beta / (2 * (1 - a_prev) * (1 - (1 - beta) * a_prev)), (beta, a_prev), domain={beta: (0, 1), a_prev: (0, 1)}
+        ),
+        "ex-ddpm-reverse-variance": Exercise(
+            (a_prev * s2 + 1 - a_prev) * beta / ((1 - beta) * (a_prev * s2 + 1 - a_prev) + beta),
+            (s2, beta, a_prev),
+            domain={beta: (0, 1), a_prev: (0, 1)},
+        ),
+        "ex-ddpm-best-noise": Exercise(
+            sp.sqrt(1 - a) * (x - sp.sqrt(a) * m) / (a * s2 + 1 - a), (x, m, s2, a), domain={a: (0, 1)}
+        ),
+    })(*sp.symbols("beta a_prev t s2 a", positive=True), *sp.symbols("x m", real=True)),
+    # book/ddim.md
+    **(lambda eta, a, a_prev, s2, sbar, x, e: {
+        "ex-ddim-sigma": Exercise(
+            eta**2 * (1 - a_prev) / (1 - a) * (1 - a / a_prev), (eta, a, a_prev), domain={a: (0.01, 0.4), a_prev: (0.5, 0.99)}
+        ),
+        "ex-ddim-max-eta": Exercise(sp.sqrt((1 - a) / (1 - a / a_prev)), (a, a_prev), domain={a: (0.01, 0.4), a_prev: (0.5, 0.99)}),
+        "ex-ddim-coefficient": Exercise(
+            sp.sqrt(1 - a_prev) - sp.sqrt(a_prev) * sp.sqrt(1 - a) / sp.sqrt(a), (a, a_prev), domain={a: (0.01, 0.99), a_prev: (0.01, 0.99)}
+        ),
+        "ex-ddim-encode": Exercise(
+            sp.sqrt(a) * (x - sp.sqrt(1 - a_prev) * e) / sp.sqrt(a_prev) + sp.sqrt(1 - a) * e,
+            (x, e, a, a_prev),
+            domain={a: (0.01, 0.99), a_prev: (0.01, 0.99)},
+        ),
+        "ex-ddim-weight": Exercise(
+            (sp.sqrt(a_prev * (1 - a) / a) - sp.sqrt(1 - a_prev - s2)) ** 2 / (2 * s2),
+            (a, a_prev, s2),
+            domain={a: (0.01, 0.2), a_prev: (0.3, 0.8), s2: (0.001, 0.2)},
+        ),
+        "ex-ddim-gaussian-ode": Exercise(sbar * x / (s2 + sbar**2), (x, sbar, s2)),
+    })(*sp.symbols("eta a a_prev s2 sbar", positive=True), *sp.symbols("x e", real=True)),
 }
 
 
