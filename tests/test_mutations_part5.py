@@ -100,7 +100,7 @@ def test_ddim_refuses_wrong_noise_levels_and_updates(ddim):
     refused(p["ddpm_variance"], 2, product((1 - abar_ddpm) / (1 - abar_prev), beta))
     xt, eps_theta, abar_t = p["xt"], p["eps_theta"], p["abar_t"]
     noise_level, scaled = p["noise_level"], p["scaled"]
-    refused(p["ode_step"], 2, plus(scaled["x_t"], product(plus(noise_level["t"], -noise_level["t-1"]), eps_theta)))  # the step's sign
+    refused(p["ode_step"], 2, plus(scaled["t"], product(plus(noise_level["t"], -noise_level["t-1"]), eps_theta)))  # the step's sign
     refused(p["ode_step"], 1, plus(product(1 / sp.sqrt(abar_t), xt), product(sp.sqrt(1 - abar_prev) - sp.sqrt(1 - abar_t), eps_theta)))
     gamma, eps = p["gamma"], p["eps"]
     refused(p["objective"], 2, product(gamma, plus(eps, eps_theta) ** 2))
