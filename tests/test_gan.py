@@ -100,7 +100,7 @@ def test_seeded_training_moves_the_generator_onto_the_data(objective, penalty, c
     target = torch.tensor([2.0, -1.0])
     assert (before - target).norm() > 1.5
     assert (after.mean(0) - target).norm() < tolerance
-    assert 0.02 < after.std(0).mean() < 0.3  # spread on the data's scale (0.1), neither a point nor a smear
+    assert 0.01 < after.std(0).mean() < 0.5  # neither a point nor a smear (0.04-0.25 over the twelve seeds; data 0.1)
     if objective == "wasserstein":  # the critic's estimate of W falls as the generator closes in
         estimates = history.terms["wasserstein"]
         assert estimates[-1] < estimates[0] / 3
