@@ -183,3 +183,10 @@ def test_drop_cpu_warning_removes_only_outputs_that_are_the_warning(tmp_path):
     nbformat.write(notebook, path)
     assert drop_cpu_warning(path) == 1
     assert [o.text for o in nbformat.read(path, as_version=4).cells[0].outputs] == ["profile=full\n", warning + "something else\n"]
+
+
+@pytest.mark.parametrize("markdown", TRAINING, ids=lambda p: p.stem)
+def test_no_recorded_output_carries_the_cpu_warning(markdown: Path):
+    notebook = nbformat.read(markdown.with_suffix(".ipynb"), as_version=4)
+    texts = [output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not any("the full profile on a CPU" in text for text in texts), "record with tools/record_run.py, or run its --drop-cpu-warning"
