@@ -224,3 +224,20 @@ def test_step_run_resumes_between_logging_intervals_with_every_series_intact(tmp
     assert resumed_extra == extra == {"trace": [4, 8, 12, 14]}
     for a, b in zip(resumed_model.parameters(), model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_annotations_join_the_last_record_and_refuse_clashes():
+    from dgm.training import History
+
+    history = History()
+    history.record({"loss": 1.0}, 0.1)
+    history.annotate({"modes": 3})
+    history.record({"loss": 0.5}, 0.1)
+    history.annotate({"modes": 5})
+    assert history.terms == {"loss": [1.0, 0.5], "modes": [3.0, 5.0]}
+    with pytest.raises(ValueError, match="already recorded"):
+        history.annotate({"loss": 0.0})
+    history.record({"loss": 0.2}, 0.1)
+    history.record({"loss": 0.1}, 0.1)
+    with pytest.raises(ValueError, match="some records but not at others"):
+        history.annotate({"modes": 7})

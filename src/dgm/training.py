@@ -200,6 +200,19 @@ class History:
             self.terms.setdefault(name, []).append(value)
         self.seconds.append(seconds)
 
+    def annotate(self, scores: dict[str, float]) -> None:
+        """Add ``scores`` (e.g. a callback's evaluation) to the record just made; they are checkpointed with it.
+
+        A name must not be one the loop logs, and must be given at every record or at none.
+        """
+        for name, value in scores.items():
+            series = self.terms.setdefault(name, [])
+            if len(series) == self.epochs:
+                raise ValueError(f"{name!r} is already recorded for this interval (a logged term?): pick another name")
+            if len(series) != self.epochs - 1:
+                raise ValueError(f"{name!r} was given at some records but not at others")
+            series.append(float(value))
+
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write ``state`` to ``path`` atomically: an interrupted save leaves the previous checkpoint intact."""

@@ -209,20 +209,6 @@ def _draw(data: DataSource, n: int, device: torch.device) -> Tensor:
 Callback = Callable[[int, GAN], "dict[str, float] | None"]
 
 
-def _record(history: History, scores: dict[str, float] | None) -> None:
-    """Add a callback's ``scores`` to the interval ``history`` has just recorded."""
-    if not scores:
-        return
-    clash = set(scores) & {"d_loss", "g_loss", "js", "wasserstein", "penalty"}
-    if clash:
-        raise ValueError(f"the callback's scores may not reuse the names of logged losses: {sorted(clash)}")
-    for name, value in scores.items():
-        series = history.terms.setdefault(name, [])
-        if len(series) != history.epochs - 1:
-            raise ValueError(f"the callback returned {name!r} at some logged intervals but not at others")
-        series.append(float(value))
-
-
 def train_gan(gan: GAN, data: DataSource, settings: AdversarialSettings, *, callback: Callback | None = None) -> History:
     """Train ``gan`` on ``data``: a tensor ``(N, *data_shape)`` or a function ``n -> (n, *data_shape)``.
 
@@ -280,7 +266,7 @@ def train_gan(gan: GAN, data: DataSource, settings: AdversarialSettings, *, call
         done = step + 1
         if run.log(done, logged, postfix=("d_loss", "g_loss")) and callback is not None:
             gan.eval()
-            _record(run.history, callback(done, gan))
+            run.history.annotate(callback(done, gan) or {})
             gan.train()
         if run.stop(done):
             break
