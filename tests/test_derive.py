@@ -8,7 +8,7 @@ import pytest
 import sympy as sp
 
 from dgm.derivations.derive import CannotCheck, Derivation, StepError
-from dgm.derivations.instances import LinearGaussian, gaussian_expectation, normal_logpdf
+from dgm.derivations.instances import LinearGaussian, normal_logpdf
 from dgm.derivations.notation import in_order
 
 x = sp.Symbol("x", real=True)

@@ -8,7 +8,7 @@ import torch
 
 from dgm.data import mnist
 from dgm.latent.vae import VAE, VAESettings, vae_loss
-from dgm.training import EMA, CheckpointError, StepRun, TrainSettings, fit, load_checkpoint
+from dgm.training import EMA, CheckpointError, StepRun, StepSettings, TrainSettings, fit, load_checkpoint
 
 
 def small_model() -> VAE:
@@ -195,8 +195,8 @@ def step_loop(checkpoint, steps, *, interrupt_at=None):
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    run = StepRun(model, {"opt": optimizer}, steps=steps, log_every=4, checkpoint=checkpoint, checkpoint_every=3,
-                  time_budget_s=None, progress=False, kind="model", settings="test")
+    settings = StepSettings(steps=steps, log_every=4, checkpoint=checkpoint, checkpoint_every=3, progress=False)
+    run = StepRun(model, {"opt": optimizer}, settings, kind="model")
     run.extra.setdefault("trace", [])
     for step in range(run.start, steps):
         x = torch.randn(8, 3)

@@ -374,11 +374,35 @@ def restore_hooks(hooks: Sequence[StepHook], states: list[dict[str, Any] | None]
             hook.load_state_dict(state)
 
 
+@dataclass
+class StepSettings:
+    """What every step-based loop needs (``train_gan``, ``train_factor_vae`` extend it with their own fields).
+
+    ``log_every`` steps make one record of the history; a checkpoint is saved every
+    ``checkpoint_every`` steps and at the end; ``time_budget_s`` stops the run (after saving).
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    seed: int = 0
+    log_every: int = 100
+    checkpoint: Path | None = None
+    checkpoint_every: int = 500
+    time_budget_s: float | None = None
+    progress: bool = field(default_factory=progress_enabled)
+
+    def __post_init__(self) -> None:
+        if min(self.steps, self.batch_size, self.log_every, self.checkpoint_every) < 1 or self.lr <= 0:
+            raise ValueError(f"steps, batch_size, log_every, checkpoint_every and lr must be positive, got {self}")
+
+
 class StepRun:
     """The bookkeeping of a step-based loop with several optimizers (``train_gan``, ``train_factor_vae``).
 
     The loop itself — which network steps when — stays in the caller; this
-    object resumes from ``checkpoint`` (weights, optimizers, history, the running
+    object reads its :class:`StepSettings`, resumes from ``settings.checkpoint`` (weights, optimizers, history, the running
     sums of the current logging interval, every random state, the step and
     :attr:`extra`), averages the logged terms over each ``log_every`` steps,
     saves every ``checkpoint_every`` steps and at the end, and stops the run
@@ -392,19 +416,10 @@ class StepRun:
     """
 
     def __init__(
-        self,
-        model: nn.Module,
-        optimizers: dict[str, torch.optim.Optimizer],
-        *,
-        steps: int,
-        log_every: int,
-        checkpoint: Path | None,
-        checkpoint_every: int,
-        time_budget_s: float | None,
-        progress: bool,
-        kind: str,
-        settings: str,
+        self, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer], settings: StepSettings, *, kind: str
     ) -> None:
+        steps, log_every, checkpoint = settings.steps, settings.log_every, settings.checkpoint
+        checkpoint_every, time_budget_s, progress = settings.checkpoint_every, settings.time_budget_s, settings.progress
         self.model, self.optimizers = model, optimizers
         self.steps, self.log_every, self.checkpoint = steps, log_every, checkpoint
         self.checkpoint_every, self.time_budget_s = checkpoint_every, time_budget_s
@@ -413,7 +428,7 @@ class StepRun:
         self.extra: dict[str, Any] = {}
         if checkpoint is not None and checkpoint.exists():
             state = load_checkpoint(checkpoint)
-            restore_weights(model, state["model"], checkpoint, kind=kind, settings=settings)
+            restore_weights(model, state["model"], checkpoint, kind=kind, settings=type(settings).__name__)
             for name, optimizer in optimizers.items():
                 optimizer.load_state_dict(state[name])
             self.history = History(**state["history"])

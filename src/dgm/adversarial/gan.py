@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -38,8 +37,7 @@ from torch import Tensor, nn
 
 from dgm.distributions import density_ratio_loss
 from dgm.networks import mlp
-from dgm.profile import progress_enabled
-from dgm.training import History, StepRun, adam
+from dgm.training import History, StepRun, StepSettings, adam
 
 Objective = Literal["minimax", "non_saturating", "wasserstein"]
 OBJECTIVES: tuple[str, ...] = ("minimax", "non_saturating", "wasserstein")
@@ -155,7 +153,7 @@ def gradient_penalty(gan: GAN, real: Tensor, fake: Tensor) -> Tensor:
 
 
 @dataclass
-class AdversarialSettings:
+class AdversarialSettings(StepSettings):
     """How to train a GAN; the profile picks the numbers (:func:`dgm.profile.pick`).
 
     Adam with ``betas=(0.5, 0.9)`` and ``critic_steps=5`` are WGAN-GP's choices;
@@ -164,20 +162,15 @@ class AdversarialSettings:
 
     steps: int = 5000
     batch_size: int = 256
-    lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.9)
     critic_steps: int = 1
     lr_schedule: Literal["constant", "linear"] = "constant"  # "linear": from lr down to 0 at the last step
-    seed: int = 0
-    log_every: int = 100
-    checkpoint: Path | None = None
     checkpoint_every: int = 1000
-    time_budget_s: float | None = None
-    progress: bool = field(default_factory=progress_enabled)
 
     def __post_init__(self) -> None:
-        if min(self.steps, self.batch_size, self.critic_steps, self.log_every, self.checkpoint_every) < 1 or self.lr <= 0:
-            raise ValueError(f"steps, batch_size, critic_steps, log_every, checkpoint_every must be positive, got {self}")
+        super().__post_init__()
+        if self.critic_steps < 1:
+            raise ValueError(f"critic_steps must be positive, got {self.critic_steps}")
         if self.lr_schedule not in ("constant", "linear"):
             raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
 
@@ -231,10 +224,7 @@ def train_gan(gan: GAN, data: DataSource, settings: AdversarialSettings, *, call
     d_opt = adam(gan.discriminator, settings.lr, betas=settings.betas)
     g_opt = adam(gan.generator, settings.lr, betas=settings.betas)
     torch.manual_seed(settings.seed)
-    run = StepRun(gan, {"d_opt": d_opt, "g_opt": g_opt}, steps=settings.steps, log_every=settings.log_every,
-                  checkpoint=settings.checkpoint, checkpoint_every=settings.checkpoint_every,
-                  time_budget_s=settings.time_budget_s, progress=settings.progress, kind="GAN",
-                  settings="AdversarialSettings")
+    run = StepRun(gan, {"d_opt": d_opt, "g_opt": g_opt}, settings, kind="GAN")
     device, n = gan.device, settings.batch_size
     gan.train()
     for step in range(run.start, settings.steps):

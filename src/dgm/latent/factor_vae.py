@@ -24,8 +24,7 @@ backward runs through weights that were stepped after its forward.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -33,8 +32,7 @@ from torch import Tensor, nn
 from dgm.distributions import bernoulli_log_likelihood, density_ratio_loss
 from dgm.latent.vae import VAE
 from dgm.networks import mlp
-from dgm.profile import progress_enabled
-from dgm.training import History, StepRun
+from dgm.training import History, StepRun, StepSettings
 
 
 def permute_dims(z: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -76,7 +74,7 @@ def tc_discriminator_loss(discriminator: nn.Module, z: Tensor, z_other: Tensor) 
 
 
 @dataclass
-class FactorVAESettings:
+class FactorVAESettings(StepSettings):
     r"""The objective's weights and how to train (Kim & Mnih's optimisers; the profile picks ``steps``).
 
     ``beta`` weighs the KL term and ``gamma`` the total correlation. With a
@@ -87,23 +85,15 @@ class FactorVAESettings:
     beta: float = 1.0
     gamma: float = 0.0
     steps: int = 3000
-    batch_size: int = 64
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
     discriminator_lr: float = 1e-4
     discriminator_betas: tuple[float, float] = (0.5, 0.9)
-    seed: int = 0
-    log_every: int = 100
-    checkpoint: Path | None = None
-    checkpoint_every: int = 500
-    time_budget_s: float | None = None
-    progress: bool = field(default_factory=progress_enabled)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.beta < 0 or self.gamma < 0:
             raise ValueError(f"beta and gamma must be >= 0, got beta={self.beta}, gamma={self.gamma}")
-        if min(self.steps, self.batch_size, self.log_every, self.checkpoint_every) < 1 or min(self.lr, self.discriminator_lr) <= 0:
-            raise ValueError(f"steps, batch_size, log_every, checkpoint_every and the learning rates must be positive, got {self}")
+        if self.discriminator_lr <= 0:
+            raise ValueError(f"discriminator_lr must be positive, got {self.discriminator_lr}")
 
 
 def train_factor_vae(
@@ -128,10 +118,7 @@ def train_factor_vae(
     modules = nn.ModuleDict({"vae": model} | ({} if discriminator is None else {"discriminator": discriminator}))
     optimizers = {"vae_opt": vae_opt} | ({} if d_opt is None else {"d_opt": d_opt})
     torch.manual_seed(settings.seed)
-    run = StepRun(modules, optimizers, steps=settings.steps, log_every=settings.log_every,
-                  checkpoint=settings.checkpoint, checkpoint_every=settings.checkpoint_every,
-                  time_budget_s=settings.time_budget_s, progress=settings.progress, kind="model",
-                  settings="FactorVAESettings")
+    run = StepRun(modules, optimizers, settings, kind="model")
     device, n = next(model.parameters()).device, settings.batch_size
     modules.train()
     for step in range(run.start, settings.steps):
