@@ -82,7 +82,7 @@ def test_ddpm_refuses_a_wrong_weight(ddpm):
 
 def test_ddim_refuses_wrong_gaussians(ddim):
     p = ddim
-    normal, product, plus = p["normal"], p["product"], p["plus"]
+    normal, product = p["normal"], p["product"]
     xp, x0, abar_prev, sigma2 = (p[n] for n in ("xp", "x0", "abar_prev", "sigma2"))
     # the family's marginal: the variance of the step added on top (as if it were independent noise)
     refused(p["marginals"], 2, sp.log(normal(xp, product(sp.sqrt(abar_prev), x0), 1 - abar_prev + sigma2)))
