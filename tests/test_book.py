@@ -78,12 +78,22 @@ def solutions() -> list[tuple[str, str, str]]:
     return found
 
 
+def outside_solutions() -> str:
+    """All the book's text that is not a solution (every page without its solutions, and the bibliography), lowercased."""
+    pages = sorted({*ROOT.glob("book/*.md"), *ROOT.glob("notebooks/*.md")})
+    text = " ".join(cut_page(page.read_text(), page.name)[0] for page in pages) + " " + (ROOT / "references.bib").read_text()
+    return re.sub(r"\s+", " ", text).lower()
+
+
 def solution_lines() -> list[str]:
-    """Each solution's distinctive source lines: 30 characters or more, not a fence or an option, nowhere else on its page."""
-    probes = set()
-    for page, solution, kept in solutions():
+    """Each solution's distinctive source lines: 30 characters or more, not a fence or an option, nowhere outside solutions."""
+    probes, elsewhere = set(), outside_solutions()
+    for page, solution, _ in solutions():
         lines = {line.strip() for line in solution.splitlines()}
-        found = {line for line in lines if len(line) >= 30 and not FENCE.match(line) and not line.startswith(":") and line not in kept}
+        found = {
+            line for line in lines
+            if len(line) >= 30 and not FENCE.match(line) and not line.startswith(":") and re.sub(r"\s+", " ", line).lower() not in elsewhere
+        }
         assert found, f"{page}: no line of this solution to look for: {solution!r}"
         probes |= found
     return sorted(probes)
@@ -91,15 +101,14 @@ def solution_lines() -> list[str]:
 
 def solution_prose() -> list[str]:
     """Each solution's stretches of plain prose (no math, code or markup) of 25 characters or more, as the HTML
-    shows them, that are nowhere else on its page."""
-    probes = []
-    for page, solution, kept in solutions():
+    shows them, that are nowhere outside solutions."""
+    probes, elsewhere = [], outside_solutions()
+    for _, solution, _ in solutions():
         body = " ".join(line for line in solution.splitlines()[1:-1] if not line.startswith(":"))
-        elsewhere = re.sub(r"\s+", " ", kept)
         probes += [
             chunk.strip()
             for chunk in re.split(r"\$\$.*?\$\$|\$[^$]*\$|`[^`]*`|\{[^}]*\}|\*\*?|\[|\]|[:;,.()'\"]", body)
-            if len(chunk.strip()) >= 25 and chunk.strip() not in elsewhere
+            if len(chunk.strip()) >= 25 and chunk.strip().lower() not in elsewhere
         ]
     return probes
 
