@@ -37,7 +37,7 @@ test: $(INSTALLED)
 bench: $(INSTALLED)
 	OMP_NUM_THREADS=1 $(BIN)/python bench/bench.py
 
-## Build the student edition (no solutions) into _build/student/_build/html.
+## Build the student edition (no solutions): its sources and notebooks in _build/student/repo (a repository to publish), its site in _build/student/_build/html.
 student: $(INSTALLED) $(LIBRARY_STAMP)
 	$(BIN)/python tools/build_student.py
 
