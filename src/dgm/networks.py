@@ -63,11 +63,11 @@ class NoiseConditionalConvNet(nn.Module):
         c = channels
         self.embed = nn.Sequential(nn.Linear(1, embedding), nn.SiLU(), nn.Linear(embedding, embedding), nn.SiLU())
         self.stem = nn.Conv2d(1, c, 3, padding=1)
-        self.down1 = _ConditionedBlock(c, c, embedding)  # 28×28
-        self.down2 = _ConditionedBlock(c, 2 * c, embedding, stride=2)  # 14×14
-        self.middle = _ConditionedBlock(2 * c, 2 * c, embedding, stride=2)  # 7×7
-        self.up2 = _ConditionedBlock(4 * c, 2 * c, embedding)  # 14×14, after the skip from down2
-        self.up1 = _ConditionedBlock(3 * c, c, embedding)  # 28×28, after the skip from down1
+        self.down1 = _ResidualBlock(c, c, embedding)  # 28×28
+        self.down2 = _ResidualBlock(c, 2 * c, embedding, stride=2)  # 14×14
+        self.middle = _ResidualBlock(2 * c, 2 * c, embedding, stride=2)  # 7×7
+        self.up2 = _ResidualBlock(4 * c, 2 * c, embedding)  # 14×14, after the skip from down2
+        self.up1 = _ResidualBlock(3 * c, c, embedding)  # 28×28, after the skip from down1
         self.head = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
 
     def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
@@ -83,25 +83,6 @@ class NoiseConditionalConvNet(nn.Module):
         h = nn.functional.interpolate(h, scale_factor=2, mode="nearest")  # (B, 2c, 28, 28)
         h = self.up1(torch.cat([h, h1], dim=1), e)  # (B, c, 28, 28)
         return self.head(h) / sigma.view(-1, 1, 1, 1)
-
-
-class _ConditionedBlock(nn.Module):
-    """A residual block: (GroupNorm → SiLU → conv) twice, a per-channel shift from the σ embedding between, plus a skip."""
-
-    def __init__(self, fan_in: int, fan_out: int, embedding: int, stride: int = 1) -> None:
-        super().__init__()
-        self.norm1 = nn.GroupNorm(8, fan_in)
-        self.conv1 = nn.Conv2d(fan_in, fan_out, 3, stride=stride, padding=1)
-        self.shift = nn.Linear(embedding, fan_out)
-        self.norm2 = nn.GroupNorm(8, fan_out)
-        self.conv2 = nn.Conv2d(fan_out, fan_out, 3, padding=1)
-        same = fan_in == fan_out and stride == 1
-        self.skip = nn.Identity() if same else nn.Conv2d(fan_in, fan_out, 1, stride=stride)
-
-    def forward(self, h: Tensor, e: Tensor) -> Tensor:
-        out = self.conv1(nn.functional.silu(self.norm1(h)))  # (B, fan_out, H', W')
-        out = out + self.shift(e)[:, :, None, None]  # the σ-dependent shift, broadcast over pixels
-        return self.skip(h) + self.conv2(nn.functional.silu(self.norm2(out)))
 
 
 def _sigma_batch(sigma: Tensor | float, x: Tensor) -> Tensor:
@@ -198,7 +179,7 @@ class UNet(nn.Module):
             raise ValueError(f"x must be (B, {self.in_channels}, H, W) with H and W divisible by {factor}, got {tuple(x.shape)}")
         if not isinstance(t, Tensor) or t.shape != (len(x),):
             raise ValueError(f"t must be a ({len(x)},) tensor of steps, got {tuple(t.shape) if isinstance(t, Tensor) else t!r}")
-        e = self.time_mlp(sinusoidal_embedding(t, self.channels))  # (B, 4c)
+        e = nn.functional.silu(self.time_mlp(sinusoidal_embedding(t, self.channels)))  # (B, 4c), activated once for every block
         h = self.stem(x)  # (B, c, H, W)
         skips = [h]
         for block in self.down:
@@ -215,19 +196,23 @@ class UNet(nn.Module):
 
 
 class _ResidualBlock(nn.Module):
-    """GroupNorm → SiLU → conv, plus a per-channel shift from the step's embedding, → GroupNorm → SiLU → dropout → conv; plus the input."""
+    """GroupNorm → SiLU → conv, plus a per-channel shift from the conditioning embedding ``e`` (σ or the step,
+    already passed through its activation), → GroupNorm → SiLU → dropout → conv; plus the input (1×1 conv when
+    the width or, with ``stride`` 2, the resolution changes)."""
 
-    def __init__(self, fan_in: int, fan_out: int, embedding: int, dropout: float) -> None:
+    def __init__(self, fan_in: int, fan_out: int, embedding: int, dropout: float = 0.0, stride: int = 1) -> None:
         super().__init__()
-        self.norm1, self.conv1 = nn.GroupNorm(8, fan_in), nn.Conv2d(fan_in, fan_out, 3, padding=1)
+        self.norm1 = nn.GroupNorm(8, fan_in)
+        self.conv1 = nn.Conv2d(fan_in, fan_out, 3, stride=stride, padding=1)
         self.shift = nn.Linear(embedding, fan_out)
         self.norm2, self.dropout = nn.GroupNorm(8, fan_out), nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(fan_out, fan_out, 3, padding=1)
-        self.skip = nn.Conv2d(fan_in, fan_out, 1) if fan_in != fan_out else nn.Identity()
+        same = fan_in == fan_out and stride == 1
+        self.skip = nn.Identity() if same else nn.Conv2d(fan_in, fan_out, 1, stride=stride)
 
     def forward(self, x: Tensor, e: Tensor) -> Tensor:
-        h = self.conv1(nn.functional.silu(self.norm1(x)))  # (B, fan_out, H, W)
-        h = h + self.shift(nn.functional.silu(e))[:, :, None, None]  # the step's shift, broadcast over pixels
+        h = self.conv1(nn.functional.silu(self.norm1(x)))  # (B, fan_out, H', W')
+        h = h + self.shift(e)[:, :, None, None]  # the conditioning shift, broadcast over pixels
         h = self.conv2(self.dropout(nn.functional.silu(self.norm2(h))))
         return self.skip(x) + h
 
