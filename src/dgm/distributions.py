@@ -83,6 +83,16 @@ def diagonal_normal_log_prob(z: Tensor, mean: Tensor, log_var: Tensor) -> Tensor
     return gaussian_log_likelihood(z, mean, log_var)
 
 
+def standard_normal_like(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    r"""$\varepsilon \sim \mathcal N(0, I)$ of ``x``'s shape and dtype, on ``x``'s device.
+
+    Drawn on ``generator``'s device when one is given (a CPU generator gives the same
+    numbers on any device), then moved to ``x``'s.
+    """
+    device = generator.device if generator is not None else x.device
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+
+
 def reparameterize(
     mean: Tensor, log_var: Tensor, samples: int | None = None, *, generator: torch.Generator | None = None
 ) -> Tensor:

@@ -25,15 +25,10 @@ import torch
 from torch import Tensor
 
 from dgm.diffusion.scores import sigmas_for
+from dgm.distributions import standard_normal_like
 
 ScoreFn = Callable[[Tensor], Tensor]
 NoiseConditionalScoreFn = Callable[[Tensor, Tensor], Tensor]
-
-
-def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """$\\varepsilon \\sim \\mathcal N(0, I)$ shaped like ``x``, drawn on the generator's device, moved to ``x``'s."""
-    device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
 
 
 def langevin_step(score: ScoreFn, x: Tensor, step_size: float, *, generator: torch.Generator | None = None,
@@ -41,7 +36,7 @@ def langevin_step(score: ScoreFn, x: Tensor, step_size: float, *, generator: tor
     r"""One step $x + \delta\,\nabla_x \log p(x) + \sqrt{2\delta}\,\varepsilon$ for a batch ``(B, ...)``."""
     # (book/scores.md, eq. {eq}`langevin`): $x + \delta \nabla_x \log p(x) + \sqrt{2\delta}\,\varepsilon$
     drift = x + step_size * score(x)
-    return drift + math.sqrt(2 * step_size) * _noise(x, generator) if add_noise else drift
+    return drift + math.sqrt(2 * step_size) * standard_normal_like(x, generator) if add_noise else drift
 
 
 @torch.no_grad()

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgm.distributions import gaussian_log_likelihood
+from dgm.distributions import gaussian_log_likelihood, standard_normal_like
 
 ScoreModel = Callable[[Tensor], Tensor]
 NoiseConditionalScore = Callable[[Tensor, Tensor], Tensor]
@@ -163,12 +163,6 @@ def sliced_score_matching(
     return {"loss": (norm + trace).mean(), "norm": norm.mean(), "trace": trace.mean()}
 
 
-def _noise_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """$\\varepsilon \\sim \\mathcal N(0, I)$ of ``x``'s shape, on ``x``'s device (drawn on the generator's)."""
-    noise_device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=noise_device).to(x.device)
-
-
 def denoising_score_matching(
     score_model: ScoreModel, x: Tensor, sigma: float, *, generator: torch.Generator | None = None
 ) -> dict[str, Tensor]:
@@ -190,7 +184,7 @@ def denoising_score_matching(
     _check_batch(x)
     if not sigma > 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
-    eps = _noise_like(x, generator)
+    eps = standard_normal_like(x, generator)
     x_noisy = x + sigma * eps
     score = score_model(x_noisy)
     _check_score_shape(score, x)
@@ -234,7 +228,7 @@ def noise_conditional_dsm(
     level = torch.randint(len(sigmas), (len(x),), generator=generator, device=index_device).to(x.device)  # (B,)
     sigma = sigmas[level]  # (B,)
     sigma_b = sigma.view(-1, *([1] * (x.dim() - 1)))  # (B, 1, ...) to broadcast over x
-    eps = _noise_like(x, generator)
+    eps = standard_normal_like(x, generator)
     x_noisy = x + sigma_b * eps
     score = score_model(x_noisy, sigma)
     _check_score_shape(score, x)
