@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from dgm.distributions import bernoulli_log_likelihood, density_ratio_loss
 from dgm.latent.vae import VAE
 from dgm.networks import mlp
-from dgm.training import History, StepRun, StepSettings
+from dgm.training import History, StepRun, StepSettings, adam
 
 
 def permute_dims(z: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -111,10 +111,8 @@ def train_factor_vae(
     """
     if settings.gamma > 0 and discriminator is None:
         raise ValueError("gamma > 0 needs a discriminator to estimate the total correlation (see tc_discriminator)")
-    vae_opt = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=settings.betas)
-    d_opt = None if discriminator is None else torch.optim.Adam(
-        discriminator.parameters(), lr=settings.discriminator_lr, betas=settings.discriminator_betas
-    )
+    vae_opt = adam(model, settings.lr, betas=settings.betas)
+    d_opt = None if discriminator is None else adam(discriminator, settings.discriminator_lr, betas=settings.discriminator_betas)
     modules = nn.ModuleDict({"vae": model} | ({} if discriminator is None else {"discriminator": discriminator}))
     optimizers = {"vae_opt": vae_opt} | ({} if d_opt is None else {"d_opt": d_opt})
     torch.manual_seed(settings.seed)
