@@ -192,7 +192,7 @@ def _draw(data: DataSource, n: int, device: torch.device) -> Tensor:
 
     A sampler should draw on ``device`` itself (e.g. ``mixture.sample`` of a
     mixture moved there with :meth:`dgm.data.mixtures.Mixture.to`); a tensor
-    is best moved to the device once, before training, so no step copies it.
+    is on ``device`` already (:func:`train_gan` moves it there once), so no step copies it.
     """
     if callable(data):
         return data(n).to(device)
@@ -226,6 +226,8 @@ def train_gan(gan: GAN, data: DataSource, settings: AdversarialSettings, *, call
     torch.manual_seed(settings.seed)
     run = StepRun(gan, {"d_opt": d_opt, "g_opt": g_opt}, settings, kind="GAN")
     device, n = gan.device, settings.batch_size
+    if not callable(data):
+        data = data.to(device)  # once, as fit does: minibatches are then drawn where the model is
     gan.train()
     for step in range(run.start, settings.steps):
         for group in (*d_opt.param_groups, *g_opt.param_groups):
