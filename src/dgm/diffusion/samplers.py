@@ -1,4 +1,4 @@
-r"""Samplers for a trained diffusion model: DDPM's ancestral sampler and DDIM, with DDIM's encoder.
+r"""Samplers for a trained diffusion model: DDPM's ancestral sampler, DDIM with its encoder, and DPM-Solver++(2M).
 
 Read beside {doc}`book/ddpm` and {doc}`book/ddim`. Each sampler is a frozen
 dataclass, like a diffusers scheduler: it holds no weights, its ``step`` takes
@@ -210,3 +210,89 @@ class DDIMSampler:
             # an Euler step of the ODE (book/ddim.md, eq. {eq}`ddim-ode`)
             x = at(alpha_bar, t_next, x).sqrt() * x0_hat + (1 - at(alpha_bar, t_next, x)).sqrt() * eps
         return x
+
+
+@dataclass(frozen=True)
+class DPMSolverSampler:
+    r"""DPM-Solver++(2M) (Lu et al., 2022, "DPM-Solver++", Algorithm 2): a second-order multistep solver of DDIM's ODE.
+
+    The deterministic sampler follows the probability-flow ODE (book/ddim.md, eq. {eq}`ddim-ode`); DDIM takes
+    Euler steps of it. DPM-Solver++ writes the ODE in the half log-SNR
+    $\lambda_t = \log\big(\sqrt{\bar\alpha_t}/\sqrt{1 - \bar\alpha_t}\big)$ and in the model's prediction of the
+    data $\hat x_0$, solves the linear part exactly, and approximates $\hat x_0$ along a step by a line through
+    the current prediction and the previous step's (a multistep method: still one model call per step).
+    Its first step has no previous prediction and is first-order, which is exactly DDIM's $\eta = 0$ step; so is its
+    last, to $t = 0$, where $\lambda = \infty$ and the state becomes the prediction $\hat x_0$ (diffusers'
+    ``DPMSolverMultistepScheduler`` with ``algorithm_type="dpmsolver++"``, ``solver_order=2``,
+    ``final_sigmas_type="zero"`` does the same). ``steps`` and ``spacing`` pick the sub-sequence as for DDIM.
+    """
+
+    process: GaussianDiffusion
+    steps: int = 20
+    spacing: Spacing = "trailing"
+    clip: float | None = None
+
+    def __post_init__(self) -> None:
+        ddim_timesteps(self.process.T, self.steps, self.spacing)  # fails early on bad steps or spacing
+
+    @property
+    def timesteps(self) -> list[int]:
+        r"""The steps visited, from $\tau_S$ down to $0$ (:func:`ddim_timesteps`)."""
+        return ddim_timesteps(self.process.T, self.steps, self.spacing)
+
+    def log_snr(self, t: int, x: Tensor) -> Tensor:
+        r"""$\lambda_t = \log\sqrt{\bar\alpha_t} - \log\sqrt{1 - \bar\alpha_t}$, a 0-d tensor in ``x``'s dtype ($+\infty$ at $t = 0$)."""
+        alpha_bar = at(self.process.schedule.alpha_bar, t, x)
+        # $\lambda_t = \tfrac12\log\bar\alpha_t - \tfrac12\log(1 - \bar\alpha_t)$ (half the log signal-to-noise ratio)
+        return 0.5 * (alpha_bar.log() - (1 - alpha_bar).log())
+
+    def step(
+        self, model_output: Tensor, t: int, t_prev: int, x_t: Tensor, last: tuple[Tensor, int] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        r"""One step $x_t \to x_{t_{\text{prev}}}$: the new state and this step's $\hat x_0$, each ``(B, ...)``.
+
+        ``last`` is the previous step's ``(x0_hat, t_last)`` with $t_{\text{last}} > t$ (``None`` at the first
+        step): with it the step is second-order, without it (and always into $t_{\text{prev}} = 0$) first-order.
+        """
+        process = self.process
+        process.check_t(t, x_t, low=1)
+        process.check_t(t_prev, x_t)
+        if t_prev >= t:
+            raise ValueError(f"a DPM-Solver step goes down: need t_prev < t, got t={t}, t_prev={t_prev}")
+        _, x0 = process.predict(model_output, x_t, t, self.clip)
+        alpha_bar, alpha_bar_prev = at(process.schedule.alpha_bar, t, x_t), at(process.schedule.alpha_bar, t_prev, x_t)
+        # $h = \lambda_{t_{\text{prev}}} - \lambda_t > 0$, the step in half log-SNR
+        h = self.log_snr(t_prev, x_t) - self.log_snr(t, x_t)
+        data_term = x0  # first order: $D = \hat x_0(x_t, t)$
+        if last is not None and t_prev > 0:
+            x0_last, t_last = last
+            _check_same_shape(x0_last, x_t, "last's x0_hat", "x_t")
+            if not t < t_last <= process.T:
+                raise ValueError(
+                    f"last must be the previous step's (x0_hat, t_last) with t={t} < t_last <= {process.T}, got t_last={t_last}"
+                )
+            # $r = h_{\text{last}}/h$, the ratio of the previous step to this one
+            r = (self.log_snr(t, x_t) - self.log_snr(t_last, x_t)) / h
+            # $D = \big(1 + \tfrac{1}{2r}\big)\hat x_0(x_t, t) - \tfrac{1}{2r}\hat x_0(x_{t_{\text{last}}}, t_{\text{last}})$
+            # (DPM-Solver++, Algorithm 2: the line through the last two predictions, at the step's midpoint)
+            data_term = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * x0_last
+        # $x_{t_{\text{prev}}} = \frac{\sqrt{1 - \bar\alpha_{t_{\text{prev}}}}}{\sqrt{1 - \bar\alpha_t}}x_t
+        #   - \sqrt{\bar\alpha_{t_{\text{prev}}}}\,(e^{-h} - 1)\,D$ (DPM-Solver++: the linear part solved exactly, $\hat x_0$ held at $D$ over the step)
+        x_prev = ((1 - alpha_bar_prev) / (1 - alpha_bar)).sqrt() * x_t - alpha_bar_prev.sqrt() * torch.expm1(-h) * data_term
+        return x_prev, x0
+
+    @torch.no_grad()
+    def sample(self, model: Model, x_T: Tensor, *, chain_every: int | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        r"""$x_0$ ``(B, ...)`` from ``x_T`` in ``steps`` model calls; with ``chain_every = k``, also every $k$-th state ``(K, B, ...)``.
+
+        Deterministic: the same ``x_T`` gives the same samples.
+        """
+        _check_start(self.process, x_T, "x_T")
+        x, last = x_T, None
+        chain = [x] if chain_every else None
+        for index, (t, t_prev) in enumerate(itertools.pairwise(self.timesteps), start=1):
+            x, x0 = self.step(model(x, _steps_tensor(t, x)), t, t_prev, x, last)
+            last = (x0, t)  # the multistep memory: this step's prediction of the data
+            if chain is not None and (index % chain_every == 0 or t_prev == 0):
+                chain.append(x)
+        return _chain_result(x, chain)
