@@ -173,13 +173,19 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].weight)  # start as the zero prediction, as improved-diffusion does
         nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, condition: Tensor | None = None) -> Tensor:
+        """``condition (B, 4·channels)``, optional: an embedding added to the step's (e.g. :class:`TextConditionedUNet`'s text)."""
         factor = 2 ** (self.levels - 1)
         if x.dim() != 4 or x.shape[1] != self.in_channels or x.shape[2] % factor or x.shape[3] % factor:
             raise ValueError(f"x must be (B, {self.in_channels}, H, W) with H and W divisible by {factor}, got {tuple(x.shape)}")
         if not isinstance(t, Tensor) or t.shape != (len(x),):
             raise ValueError(f"t must be a ({len(x)},) tensor of steps, got {tuple(t.shape) if isinstance(t, Tensor) else t!r}")
-        e = nn.functional.silu(self.time_mlp(sinusoidal_embedding(t, self.channels)))  # (B, 4c), activated once for every block
+        e = self.time_mlp(sinusoidal_embedding(t, self.channels))  # (B, 4c)
+        if condition is not None:
+            if condition.shape != e.shape:
+                raise ValueError(f"condition must be ({len(x)}, {e.shape[1]}), got {tuple(condition.shape)}")
+            e = e + condition
+        e = nn.functional.silu(e)  # activated once for every block
         h = self.stem(x)  # (B, c, H, W)
         skips = [h]
         for block in self.down:
@@ -193,6 +199,46 @@ class UNet(nn.Module):
             else:
                 h = block(h, e)  # upsample: (B, width, 2H', 2W')
         return self.head(h)  # (B, C, H, W)
+
+
+class TextConditionedUNet(nn.Module):
+    r"""$\varepsilon_\theta(x_t, t, c)$ for a text $c$ of fixed length: a :class:`UNet` whose step embedding also carries the text.
+
+    Each position $i$ of the text has a learned embedding of its character plus
+    one of the position; the $L$ vectors, concatenated, pass through an MLP to a
+    vector that is added to the step's embedding, so every residual block
+    shifts its channels by a function of $(t, c)$ — FiLM-style conditioning
+    (shift only). Knowing *which* character stands at *which* position is enough
+    for a fixed-length text, and it costs one small MLP per call, where
+    cross-attention would cost an attention map per block. The token
+    ``null_token`` (= ``vocabulary``) stands for "no text": a text made of it
+    is the unconditional model $\varepsilon_\theta(x_t, t, \varnothing)$ of
+    classifier-free guidance (:mod:`dgm.diffusion.guidance`).
+
+    Shapes: ``x (B, C, H, W)``, ``t (B,)``, ``tokens (B, length)`` integers in $0..\text{vocabulary}$ → ``(B, C, H, W)``.
+    """
+
+    def __init__(self, vocabulary: int, length: int, channels: int = 32, token_dim: int = 32, **unet: object) -> None:
+        super().__init__()
+        if vocabulary < 1 or length < 1 or token_dim < 1:
+            raise ValueError(f"need vocabulary, length and token_dim >= 1, got {vocabulary}, {length}, {token_dim}")
+        self.vocabulary, self.length = vocabulary, length
+        self.unet = UNet(channels, **unet)  # type: ignore[arg-type]
+        self.characters = nn.Embedding(vocabulary + 1, token_dim)  # the last row: the null token
+        self.positions = nn.Parameter(torch.randn(length, token_dim) * 0.02)
+        self.text_mlp = nn.Sequential(nn.Linear(length * token_dim, 4 * channels), nn.SiLU(), nn.Linear(4 * channels, 4 * channels))
+
+    @property
+    def null_token(self) -> int:
+        return self.vocabulary
+
+    def forward(self, x: Tensor, t: Tensor, tokens: Tensor) -> Tensor:
+        if tokens.dtype not in (torch.int32, torch.int64) or tokens.shape != (len(x), self.length):
+            raise ValueError(f"tokens must be a ({len(x)}, {self.length}) integer tensor, got {tokens.dtype} {tuple(tokens.shape)}")
+        if tokens.device.type == "cpu" and len(tokens) and not (0 <= int(tokens.min()) and int(tokens.max()) <= self.vocabulary):
+            raise ValueError(f"tokens must lie in 0..{self.vocabulary} (the last is the null token), got {int(tokens.min())}..{int(tokens.max())}")
+        text = self.characters(tokens) + self.positions  # (B, L, token_dim)
+        return self.unet(x, t, condition=self.text_mlp(text.flatten(1)))  # (B, C, H, W)
 
 
 class _ResidualBlock(nn.Module):
