@@ -60,6 +60,29 @@ def test_gradient_penalty_of_a_linear_critic(pack):
     assert penalty.item() == pytest.approx((weight.norm().item() - 1) ** 2, rel=1e-5)
 
 
+@pytest.mark.parametrize("scale", [2.0, 0.5])
+def test_scale_puts_both_networks_on_data_of_unit_spread(scale):
+    weight = torch.tensor([3.0, -1.0, 0.5, 2.0])
+    plain, scaled = linear_critic_gan(2, weight), linear_critic_gan(2, weight)
+    scaled.settings = replace(scaled.settings, scale=scale)
+    scaled.load_state_dict(plain.state_dict())
+    z, x = torch.randn(6, 2), torch.randn(6, 2)
+    assert torch.allclose(scaled.sample(6, z=z), scale * plain.sample(6, z=z))
+    assert torch.allclose(scaled.logits(x), plain.logits(x / scale))
+    # f(x) = w·(x / s): its gradient in u = x / s is w, so the penalty is (‖w‖ − 1)² for every s
+    penalty = gradient_penalty(scaled, torch.randn(8, 2), torch.randn(8, 2))
+    assert penalty.item() == pytest.approx((weight.norm().item() - 1) ** 2, rel=1e-5)
+    with pytest.raises(ValueError, match="scale"):
+        GANSettings(scale=0.0)
+
+
+def test_a_mixtures_spread_is_the_spread_of_its_samples():
+    for mixture, expected in ((mixtures.grid(), math.sqrt(8 + 0.05**2)), (mixtures.ring(), math.sqrt(2 + 0.02**2))):
+        assert mixture.spread == pytest.approx(expected, rel=1e-6)  # the ring's centres are float32 cosines
+        samples = mixture.sample(200_000, torch.Generator().manual_seed(0))
+        assert samples.std(0).pow(2).mean().sqrt().item() == pytest.approx(expected, rel=0.01)
+
+
 def test_packing_judges_consecutive_samples_together():
     gan = GAN(GANSettings(pack=3))
     assert gan.logits(torch.randn(12, 2)).shape == (4,)

@@ -59,12 +59,18 @@ class GANSettings:
     pack: int = 1
     gradient_penalty: float = 0.0  # λ of WGAN-GP; 10 in Gulrajani et al.
     output: Literal["identity", "sigmoid"] = "identity"  # the generator's last activation
+    # The data's spread: both networks work on x / scale (the generator's output is multiplied by it, the
+    # discriminator's input divided by it), as Gulrajani et al.'s toy code divides the 25-Gaussian grid by
+    # its standard deviation 2.828. 1 leaves the data as it is.
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.pack < 1 or self.latent_dim < 1 or self.gradient_penalty < 0:
             raise ValueError(f"pack and latent_dim must be positive and gradient_penalty >= 0, got {self}")
+        if not self.scale > 0:
+            raise ValueError(f"scale must be positive, got {self.scale}")
 
     @property
     def data_dim(self) -> int:
@@ -94,6 +100,8 @@ class GAN(nn.Module):
         if z is None:
             z = torch.randn(n, self.settings.latent_dim, device=self.device)
         x = self.generator(z.to(self.device))
+        if self.settings.scale != 1:
+            x = self.settings.scale * x
         return x.view(len(z), *self.settings.data_shape)
 
     def logits(self, x: Tensor) -> Tensor:
@@ -102,6 +110,8 @@ class GAN(nn.Module):
         if len(x) % pack:
             raise ValueError(f"a batch of {len(x)} samples does not split into packs of {pack}")
         packed = x.reshape(len(x) // pack, pack * self.settings.data_dim)  # (N/pack, pack·D)
+        if self.settings.scale != 1:
+            packed = packed / self.settings.scale
         return self.discriminator(packed).squeeze(1)
 
 
@@ -140,7 +150,10 @@ def gradient_penalty(gan: GAN, real: Tensor, fake: Tensor) -> Tensor:
     r"""WGAN-GP's $\mathbb E_{\hat x}[(\lVert \nabla_{\hat x} f(\hat x) \rVert - 1)^2]$ on random interpolates of packs.
 
     $\hat x = \epsilon x + (1 - \epsilon)\tilde x$ with one $\epsilon \sim U(0, 1)$
-    per pack; the gradient's norm is taken over the whole pack, the critic's input.
+    per pack; the gradient's norm is taken over the whole pack, the critic's input. With
+    ``scale`` $s \ne 1$ the critic is a function of $u = x / s$ and the norm is that of
+    $\nabla_u f = s \nabla_x f$, so the penalty (and the critic's Wasserstein estimate) is
+    measured in the networks' units, as on data divided by $s$.
     """
     pack = gan.settings.pack
     packs = len(real) // pack
@@ -148,7 +161,7 @@ def gradient_penalty(gan: GAN, real: Tensor, fake: Tensor) -> Tensor:
     eps = eps.view(len(real), *([1] * (real.dim() - 1)))
     mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(gan.logits(mixed).sum(), mixed, create_graph=True)
-    norms = grad.reshape(packs, -1).norm(dim=1)  # (N/pack,)
+    norms = gan.settings.scale * grad.reshape(packs, -1).norm(dim=1)  # (N/pack,): ‖∇_u f‖ with u = x / scale
     return ((norms - 1) ** 2).mean()
 
 

@@ -55,6 +55,16 @@ class Mixture:
     def modes(self) -> int:
         return self.centers.shape[0]
 
+    @property
+    def spread(self) -> float:
+        """The root of the mixture's variance per coordinate, averaged over coordinates: $\\sqrt{\\overline{\\mathrm{Var}}[\\mu_k] + \\sigma^2}$.
+
+        $2\\sqrt 2 \\approx 2.83$ for the grid and $\\sqrt 2 \\approx 1.41$ for the ring; a GAN given it as
+        ``GANSettings.scale`` works on data of unit spread.
+        """
+        centers = self.centers.double()
+        return math.sqrt(float(centers.var(dim=0, unbiased=False).mean()) + self.std**2)
+
     def to(self, device: torch.device | str) -> Mixture:
         """The same mixture with its centres on ``device``, so that :meth:`sample` draws there without a copy."""
         return Mixture(self.name, self.centers.to(device), self.std)
