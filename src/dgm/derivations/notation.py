@@ -10,6 +10,7 @@ notation object by its value on the tractable instance it was bound to:
   log-value on the instance; $\log p$ evaluates to that log-value exactly.
 * :class:`Gaussian` — a density that is $\mathcal N(\text{mean}, \text{variance})$
   in one variable; expectations of polynomials under it are exact.
+  :class:`Normal` is one whose mean and variance may hold names.
 * :class:`Discrete` — a distribution on finitely many atoms (a table);
   expectations under it are finite sums.
 * :class:`Expectation` — $\mathbb E_{q}[f]$, evaluated by the law of ``q``.
@@ -20,7 +21,8 @@ notation object by its value on the tractable instance it was bound to:
 
 SymPy's own unevaluated objects already print as the book writes them and are
 evaluated here too: ``Integral`` ($\int \cdot\, dz$), ``Sum``
-($\sum_{i=1}^{N}$), ``Derivative``, ``Subs`` and ``Limit``.
+($\sum_{i=1}^{N}$), ``Product`` ($\prod_{i=1}^{N}$, multiplied out where its
+bounds are numbers), ``Derivative``, ``Subs`` and ``Limit``.
 """
 
 from __future__ import annotations
@@ -160,6 +162,29 @@ def gaussian(variable: sp.Symbol, mean: object, variance: object, *, name: str =
     r"""$\mathcal N(\text{variable}; \text{mean}, \text{variance})$, printed as ``name(variable | given)`` when named."""
     mean, variance = sp.sympify(mean), sp.sympify(variance)
     return Gaussian(name, variable, given, normal_logpdf(variable, mean, variance), mean, variance)
+
+
+class Normal(Gaussian):
+    r"""A Gaussian whose mean and variance may hold names (:class:`Named`); build one with :func:`normal`.
+
+    It prints its parameters as written ($\mathcal N(z; c^* x, v^*)$) and is
+    evaluated by their values: its log-value and its expectations use the
+    definitions of the names.
+    """
+
+    def expect(self, body: sp.Expr) -> sp.Expr:
+        """Exact for a polynomial ``body``, with the names in the mean and variance evaluated; else a numeric integral."""
+        (variable,) = self.variables
+        try:
+            return gaussian_expectation(body, variable, evaluate(self.mean), evaluate(self.variance))
+        except ValueError:
+            return Density.expect(self, body)
+
+
+def normal(variable: sp.Symbol, mean: object, variance: object, *, name: str = "", given: object = ()) -> Normal:
+    r"""$\mathcal N(\text{variable}; \text{mean}, \text{variance})$ whose mean and variance may hold names, printed as written."""
+    mean, variance = sp.sympify(mean), sp.sympify(variance)
+    return Normal(name, variable, given, normal_logpdf(variable, evaluate(mean), evaluate(variance)), mean, variance)
 
 
 def discrete(name: str, variables: object, table: Mapping[object, object], given: object = ()) -> Discrete:
@@ -326,6 +351,8 @@ def evaluate(expr: object) -> sp.Expr:
     if not expr.args or not expr.has(Notation, *_UNEVALUATED):
         return expr
     rebuilt = expr.func(*(evaluate(arg) for arg in expr.args))
+    if isinstance(rebuilt, sp.Product) and all(bound.is_Integer for _, *bounds in rebuilt.limits for bound in bounds):
+        return rebuilt.doit()  # a product of densities over data points, multiplied out where its bounds are numbers
     return rebuilt.doit(deep=False) if isinstance(rebuilt, _UNEVALUATED) else rebuilt
 
 
