@@ -3,8 +3,8 @@
 import pytest
 import sympy as sp
 
-from dgm.derivations.answers import check
-from dgm.derivations.exercises import EXERCISES, check_answer
+from dgm.derivations.answers import check, check_set, read_set
+from dgm.derivations.exercises import EXERCISES, SetExercise, check_answer
 
 mu = sp.Symbol("mu", real=True)
 sigma = sp.Symbol("sigma", positive=True)
@@ -69,6 +69,15 @@ def test_verdict_renders_for_jupyter():
 @pytest.mark.parametrize("label", sorted(EXERCISES))
 def test_every_registered_exercise_accepts_its_answer_and_rejects_a_perturbed_one(label):
     exercise = EXERCISES[label]
+    if isinstance(exercise, SetExercise):
+        names = sorted(exercise.expected)
+        assert check_answer(label, "{" + ", ".join(names) + "}").status == "correct"
+        assert check_answer(label, ", ".join(reversed(names)) or "{}").status == "correct"
+        other = next(name for name in exercise.elements if name not in exercise.expected)
+        assert check_answer(label, "{" + ", ".join([*names, other]) + "}").status == "wrong"
+        if names:
+            assert check_answer(label, "{" + ", ".join(names[1:]) + "}").status == "wrong"
+        return
     assert check_answer(label, str(exercise.expected)).status == "correct"
     variables = exercise.wrt or exercise.symbols
     perturbation = f"{variables[0]}**3" if variables else "1"  # a number-valued answer is perturbed by adding 1
@@ -123,3 +132,62 @@ def test_the_domain_reaches_the_checks():
     assert check("sqrt(x**2)", x, symbols=[x], domain={x: (0, 1)}).status == "correct"
     assert check("sqrt(x**2)", x, symbols=[x]).status == "wrong"
     assert check_answer("ex-gan-optimal-d", "2*sqrt(x**2)/(2*x + 1)").status == "correct"  # x in [0, 1]
+
+
+# -- sets of names ----------------------------------------------------------------------------------
+
+NODES = tuple("DIGSLJH")
+
+
+@pytest.mark.parametrize("answer", ["{G, J, S}", "G, J, S", "S,J,G", "{ S J G }", "g, j, s", "{G, J, S, G}", "G, J, S,"])
+def test_a_set_in_any_order_and_spelling_is_correct(answer):
+    verdict = check_set(answer, {"G", "J", "S"}, NODES)
+    assert verdict.status == "correct" and verdict
+
+
+@pytest.mark.parametrize(
+    "answer, counts",
+    [("{G, J}", "1 name is missing"), ("{G, J, S, H}", "1 of your names does not belong"),
+     ("{D, I}", "2 of your names do not belong and 3 names are missing"), ("{}", "3 names are missing")],
+)  # fmt: skip
+def test_a_wrong_set_says_how_many_names_are_too_many_or_missing(answer, counts):
+    verdict = check_set(answer, {"G", "J", "S"}, NODES)
+    assert verdict.status == "wrong" and counts in verdict.message and not verdict
+
+
+def test_the_empty_set():
+    for answer in ("{}", "∅", "{ }"):
+        assert check_set(answer, set(), NODES).status == "correct"
+    assert check_set("{G}", set(), NODES).status == "wrong"
+
+
+@pytest.mark.parametrize(
+    "answer, hint",
+    [("{G, X}", "'X' is not one of this question's names, which are D, I, G"), ("{G, J", "needs a '}'"),
+     ("G, J}", "needs a '}'"), ("G,,J", "missing between two commas"), ("[G, J]", "'['"), ("{{G}}", "set of sets"),
+     ("G; J", "';'"), ("1G", "not a name"), (",", "missing between two commas"), ("{,}", "missing between")],
+)  # fmt: skip
+def test_a_malformed_set_says_what_to_type(answer, hint):
+    verdict = check_set(answer, {"G"}, NODES)
+    assert verdict.status == "malformed" and hint in verdict.message, verdict
+
+
+def test_names_that_differ_in_case_only_are_matched_exactly():
+    assert read_set("a, A", ("a", "A")) == {"a", "A"}
+    assert check_set("{b}", {"B"}, ("b", "B")).status == "wrong"  # b is a name of its own here
+    assert read_set("{x1, Y}") == {"x1", "Y"}  # any names, when the question does not list them
+
+
+def test_a_set_exercise_key_must_be_among_its_elements():
+    with pytest.raises(ValueError, match="subset"):
+        SetExercise(frozenset("Z"), ("A", "B"))
+    with pytest.raises(ValueError, match="not among the elements"):
+        check_set("{A}", {"Z"}, ("A", "B"))
+
+
+def test_a_set_exercise_is_graded_as_a_set_and_a_formula_exercise_as_a_formula():
+    assert check_answer("ex-pgm-student-blanket", "{S, J, G}").status == "correct"
+    assert check_answer("ex-pgm-student-blanket", "...").status == "unanswered"
+    assert "D, I, G" in check_answer("ex-pgm-student-blanket", "...").message
+    assert check_answer("ex-pgm-mn-separation", "{A, C, D}").status == "correct"  # letters in either case
+    assert check_answer("ex-pgm-student-parameters", "2 + 16").status == "correct"

@@ -15,7 +15,7 @@ import time
 import pytest
 import sympy as sp
 
-from dgm.derivations.answers import MAX_LENGTH, QUOTE_LENGTH, TIME_LIMIT, check, parse_answer
+from dgm.derivations.answers import MAX_LENGTH, QUOTE_LENGTH, TIME_LIMIT, check, check_set, parse_answer
 from dgm.derivations.exercises import EXERCISES, check_answer
 
 mu = sp.Symbol("mu", real=True)
@@ -258,5 +258,61 @@ def test_greek_letters_are_the_questions_symbols():
 
 def test_every_domain_names_symbols_of_its_exercise():
     for label, exercise in EXERCISES.items():
-        for symbol, (low, high) in exercise.domain.items():
+        for symbol, (low, high) in getattr(exercise, "domain", {}).items():  # a set exercise has none
             assert symbol in exercise.symbols and low < high, label
+
+
+# -- sets of names: the same rules -------------------------------------------------------------------
+
+NODES = tuple("DIGSLJH")
+HOSTILE_SETS = [
+    (f"__import__('os').system('{SHELL}')", "'('"),
+    (f"{{G, __import__('os').system('{SHELL}')}}", "'('"),
+    ("{G, J}.__class__.__mro__", "'.'"),
+    (f"{{G for G in exec('{SHELL}')}}", "'('"),
+    ("{G for G in range}", "is not one of this question's names"),
+    ("{'G', 'J'}", "\"'\""),
+    ('{"G"}', "'\"'"),
+    ("{G: 1}", "':'"),
+    ("[G, J]", "'['"),
+    ("(G, J)", "'('"),
+    ("{{G}, {J}}", "set of sets"),
+    ("{G, {J}}", "set of sets"),
+    ("{" * 5000 + "G" + "}" * 5000, "too long"),
+    ("G, " * 1000, "too long"),
+    ("G" * (MAX_LENGTH + 1), "too long"),
+    ("G\x00", "'\\x00'"),
+    ("G\u202e, J", "U+202E"),
+    ("G 😀", "U+1F600"),
+    ("\ud800", "U+D800"),
+    ("Ｇ", "U+FF27"),
+    ("G; import os", "';'"),
+    ("G\nimport os", "is not one of this question's names"),
+    ("G, J}", "needs a '}'"),
+    ("{G, J", "needs a '}'"),
+    ("}{", "needs a '}'"),
+    ("G,,J", "missing between two commas"),
+    ("_", "is not one of this question's names"),
+    ("1e400", "not a name"),
+    ("X" * 500, "is not one of this question's names"),
+]
+
+
+@pytest.mark.parametrize("answer, hint", HOSTILE_SETS, ids=[f"set{i:03d}" for i in range(len(HOSTILE_SETS))])
+def test_hostile_set_answer_gets_a_verdict_fast_and_runs_nothing(answer, hint, tripwire):
+    answer = answer.replace("CANARY", str(tripwire / "CANARY"))
+    start = time.perf_counter()
+    verdict = check_set(answer, {"G", "J", "S"}, NODES)
+    elapsed = time.perf_counter() - start
+    assert list(tripwire.iterdir()) == []
+    assert elapsed < 0.5  # read with string operations, in this process
+    assert (verdict.status, hint in verdict.message) == ("malformed", True), verdict
+    assert not verdict
+    assert len(verdict.message) < 400
+    assert len(answer) <= QUOTE_LENGTH or answer not in verdict.message
+
+
+@pytest.mark.parametrize("answer", [b"G", None, ["G"], {"G"}, True, 3])
+def test_a_set_answer_that_is_not_text_is_malformed(answer):
+    verdict = check_set(answer, {"G"}, NODES)
+    assert verdict.status == "malformed" and "as text" in verdict.message

@@ -18,7 +18,8 @@ import tomllib
 import yaml
 
 import dgm.grading
-from dgm.derivations.exercises import EXERCISES
+from dgm.derivations.answers import read_set
+from dgm.derivations.exercises import EXERCISES, SetExercise
 from dgm.derivations.formulas import parse_answer
 from dgm.grading import (
     AnswerSheet,
@@ -100,6 +101,10 @@ def test_the_seeded_key_reads_back_as_the_book_answers(built: Path):
     assert all(entry.public for entry in key.values())
     for label in formulas:
         entry, exercise = key[label], EXERCISES[label]
+        if isinstance(exercise, SetExercise):  # a set of names: the same names and the same set
+            assert entry.elements == exercise.elements and read_set(entry.answer, entry.elements) == exercise.expected
+            assert not entry.symbols
+            continue
         names = entry.sympy_symbols()
         assert tuple(names.values()) == exercise.symbols  # same names and assumptions
         assert sp.simplify(parse_answer(entry.answer, exercise.symbols) - exercise.expected) == 0, label
@@ -113,6 +118,12 @@ def test_every_book_answer_survives_the_key_and_grades_itself_correct(tmp_path: 
     key.write_text(dump_key(entry_from_exercise(label, exercise, "x", "t") for label, exercise in EXERCISES.items()))
     loaded = load_key(key)
     for label, exercise in EXERCISES.items():
+        if isinstance(exercise, SetExercise):
+            answer = ", ".join(sorted(exercise.expected)) or "{}"
+            assert loaded[label].grade(answer).status == "correct", label
+            wrong = next(name for name in exercise.elements if name not in exercise.expected)
+            assert loaded[label].grade(f"{answer.strip('{}')}, {wrong}".lstrip(", ")).status == "wrong", label
+            continue
         assert loaded[label].grade(sp.sstr(exercise.expected)).status == "correct", label
 
 
@@ -144,6 +155,13 @@ def test_the_key_round_trips_and_its_own_answer_is_correct():
         ('chapter = "vi"\nanswer = "1"\nquestion = 5', "must be text"),
         ('chapter = "vi"\nanswer = "1"\nsymbols = { "mu p" = "real" }', "Python name"),
         ('chapter = "vi"\nanswer = "1"\npoints = "many"', "wrong form"),
+        ('chapter = "pgm"\nanswer = "{A, Z}"\nelements = ["A", "B"]', "its answer cannot be read"),
+        ('chapter = "pgm"\nanswer = "{A}"\nelements = "A B"', "elements must list"),
+        ('chapter = "pgm"\nanswer = "{A}"\nelements = ["A", "A"]', "must not repeat"),
+        ('chapter = "pgm"\nanswer = "{A}"\nelements = ["A", "not a name"]', "elements must list"),
+        ('chapter = "pgm"\nanswer = "{A}"\nelements = ["A"]\nsymbols = { A = "real" }', "takes no symbols"),
+        ('chapter = "pgm"\nanswer = "{A}"\nelements = ["A"]\naccept = ["up to a factor"]', "takes no symbols"),
+        ('chapter = "pgm"\nanswer = 3\nelements = ["A"]', "a set of names in quotes"),
     ],
 )
 def test_a_bad_key_is_refused_naming_the_question(tmp_path: Path, table: str, complaint: str):
@@ -230,6 +248,40 @@ def test_a_key_question_without_text_is_refused(built: Path, tmp_path: Path):
     run = [sys.executable, str(ROOT / "tools" / "build_assignments.py"), "--key", str(key), "--out", str(tmp_path)]
     result = subprocess.run(run, check=False, capture_output=True, text=True)
     assert result.returncode == 2 and "[hw-x] is no exercise of the book" in result.stderr
+
+
+def test_a_set_question_round_trips_through_the_key_and_grades_as_a_set():
+    entry = KeyEntry("hw-pgm-1", "pgm", "A blanket", "{G, J, S}", elements=tuple("DIGSLJH"))
+    text = dump_key([entry])
+    assert tomllib.loads(text)["hw-pgm-1"]["elements"] == list("DIGSLJH")
+    (loaded,) = load_key_text(text).values()
+    assert loaded == entry
+    assert loaded.grade("S, J, G").status == "correct"
+    assert loaded.grade("{S, J}").status == "wrong"
+    assert loaded.grade("{S, X}").status == "malformed"
+    assert loaded.grade("__import__('os').system('true')").status == "malformed"
+
+
+def load_key_text(text: str) -> dict:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "key.toml"
+        path.write_text(text)
+        return load_key(path)
+
+
+def test_the_form_check_of_a_set_says_readable_never_right():
+    sheet = AnswerSheet("pgm", {"ex-pgm-parameters": ""}, {"ex-pgm-student-blanket": "D I G S L J H"})
+    assert sheet("ex-pgm-student-blanket", "{G, J}").status == "well-formed"  # wrong, but readable
+    assert "the set {G, J}" in sheet("ex-pgm-student-blanket", "{G, J}").message
+    assert sheet("ex-pgm-student-blanket", "{G, X}").status == "malformed"
+    assert sheet("ex-pgm-student-blanket", "...").status == "unanswered"
+    assert sheet("ex-pgm-student-blanket", "[G]").status == "malformed"
+    # a notebook built without `sets` still reads a set with braces or commas (any names)
+    plain = AnswerSheet("pgm", {"ex-pgm-student-blanket": ""})
+    assert plain("ex-pgm-student-blanket", "{G, J, S}").status == "well-formed"
+    assert plain("ex-pgm-student-blanket", "{G, os.system}").status == "malformed"
 
 
 def test_the_form_check_says_readable_never_right():
@@ -361,7 +413,10 @@ def test_the_summary_and_the_command(graded: tuple[Path, dict], built: Path, tmp
     out = tmp_path / "grades.csv"
     assert main([str(folder), "--key", str(built / "mine" / "instructor" / "key.toml"), "--out", str(out)]) == 0
     printed = capsys.readouterr()
-    assert "wrote 14 rows" in printed.out and "note: 6 of these questions are public" in printed.err
+    vi = [entry for entry in load_key(built / "mine" / "instructor" / "key.toml").values() if entry.chapter == "vi"]
+    public = sum(entry.public for entry in vi)  # the book's vi exercises; hw-vi-1 is the instructor's own
+    assert public >= 6 and len(vi) == public + 1
+    assert f"wrote {2 * len(vi)} rows" in printed.out and f"note: {public} of these questions are public" in printed.err
     rows = rows_of(out)
     assert rows["eve", "ex-vi-kl"]["verdict"] == "missing"
     assert rows["mallory", "ex-vi-tight"]["message"] == "'=SUM(A1)"  # a spreadsheet will not run it

@@ -25,13 +25,22 @@ Safety model: answers are untrusted text; nothing in them is ever run, and no an
 
 Messages quote at most :data:`QUOTE_LENGTH` characters of an answer. The expected expression, the
 symbols and the domain come from the exercise key and are trusted.
+
+**Sets of names.** :func:`check_set` grades an answer that is a set of names (the Markov blanket of a
+node: ``"{G, J, S}"`` or ``"G, J, S"``; the statements that hold: ``"{a, c}"``; the empty set ``"{}"`` or
+``"∅"``) against the expected set, under the same rules: :func:`read_set` reads the text with string
+operations only (no ``eval``, no parser of Python), at most :data:`MAX_LENGTH` characters, one pair of
+braces at most, names of letters, digits and ``_`` among the question's own (matched regardless of case
+where that is unambiguous), separated by commas or spaces; anything else is "malformed", with what to type
+instead. Reading is linear in the length of the answer, so no child process is needed.
 """
 
 from __future__ import annotations
 
 import ast
 import multiprocessing
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Literal
@@ -50,7 +59,8 @@ from dgm.derivations.formulas import (
     shorten,
 )
 
-__all__ = ["CHILD_MEMORY", "MAX_LENGTH", "QUOTE_LENGTH", "TIME_LIMIT", "Verdict", "check", "parse_answer"]
+__all__ = ["CHILD_MEMORY", "MAX_LENGTH", "QUOTE_LENGTH", "TIME_LIMIT", "Verdict", "check", "check_set", "parse_answer",
+           "read_set"]
 
 Status = Literal["correct", "up to a constant", "up to a factor", "wrong", "malformed", "unanswered", "too complex"]
 
@@ -233,3 +243,94 @@ def _compare(given: sp.Expr, job: _Job) -> Verdict:
         left, right = shorten(mismatch.left), shorten(mismatch.right)
         return Verdict("wrong", f"at {mismatch.point} your formula gives {left}, but the answer is {right}.")
     return Verdict("wrong", shorten(str(mismatch).splitlines()[-1].strip(), 200))
+
+
+# -- sets of names ----------------------------------------------------------------------------------
+
+_EMPTY_SET = ("{}", "∅", "{ }")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SET_EXAMPLE = "write the names separated by commas, e.g. {A, B} or A, B (the empty set: {})"
+
+
+def _set_error(quote: str, reason: str) -> ValueError:
+    return ValueError(f"could not read {quote} as a set of names: {reason}; {_SET_EXAMPLE}.")
+
+
+def read_set(text: str, elements: Sequence[str] | None = None) -> frozenset[str]:
+    """The set of names that ``text`` lists (``"{A, B}"``, ``"A, B"``, ``"A B"``, ``"{}"``), read without running anything.
+
+    Args:
+        text: the answer.
+        elements: the names the question allows; a name outside them is refused, and a name that differs
+            from one of them in case only is read as that one (where no two of them differ in case only).
+            ``None``: any name of letters, digits and ``_``.
+
+    Raises:
+        ValueError: a message that says what could not be read and what to type instead.
+    """
+    quote = quoted(text)
+    if len(text) > MAX_LENGTH:
+        raise _set_error(quote, f"it is too long ({len(text):,} characters; at most {MAX_LENGTH:,})")
+    text = "".join(" " if char.isspace() else char for char in text).strip()
+    if text in _EMPTY_SET:
+        return frozenset()
+    for char in text:
+        if not (char.isascii() and (char.isalnum() or char in "_, {}")):
+            raise _set_error(quote, f"the character {char!r} (U+{ord(char):04X}) is not read")
+    if text.startswith("{") != text.endswith("}") or text == "}{":
+        raise _set_error(quote, "a '{' needs a '}' to close it, and a '}' a '{' to open it")
+    inner = text[1:-1] if text.startswith("{") else text
+    if "{" in inner or "}" in inner:
+        raise _set_error(quote, "braces inside a set (a set of sets) are not read")
+    parts = [part.strip() for part in inner.split(",")]
+    if parts and not parts[-1]:
+        parts.pop()  # a trailing comma
+    if any(not part for part in parts):
+        raise _set_error(quote, "a name is missing between two commas")
+    names = [name for part in parts for name in part.split()]
+    if not names:
+        raise _set_error(quote, "it names nothing")
+    by_case = {element.lower(): element for element in elements or ()}
+    unambiguous = elements is not None and len(by_case) == len(elements)
+    found = set()
+    for name in names:
+        if not _NAME.match(name):
+            raise _set_error(quote, f"{quoted(name)} is not a name (letters, digits and _, starting with a letter)")
+        if elements is None or name in elements:
+            found.add(name)
+        elif unambiguous and name.lower() in by_case:
+            found.add(by_case[name.lower()])
+        else:
+            raise ValueError(f"{quoted(name)} is not one of this question's names, which are {', '.join(elements)}; {_SET_EXAMPLE}.")
+    return frozenset(found)
+
+
+def _shown(names: Iterable[str]) -> str:
+    return "{" + ", ".join(sorted(names)) + "}"
+
+
+def check_set(answer: str, expected: Iterable[str], elements: Sequence[str]) -> Verdict:
+    """Grade a set of names: correct, or wrong with how many names are too many and how many are missing.
+
+    Args:
+        answer: the student's set, as text (see :func:`read_set`).
+        expected: the right set; every name in it is one of ``elements``.
+        elements: the names the question allows.
+    """
+    expected, elements = frozenset(expected), tuple(elements)
+    if not expected <= set(elements):
+        raise ValueError(f"the expected set names {_shown(expected - set(elements))}, which are not among the elements")
+    if answer is ... or (isinstance(answer, str) and answer.strip() in ("", "...")):
+        return Verdict("unanswered", f"write your answer as text: a set of the names {', '.join(elements)}, e.g. {{{elements[0]}}}.")
+    if not isinstance(answer, str):
+        return Verdict("malformed", f'write your answer as text in quotes, e.g. "{{{elements[0]}}}", not a {type(answer).__name__}.')
+    try:
+        given = read_set(answer, elements)
+    except ValueError as error:
+        return Verdict("malformed", str(error))
+    if given == expected:
+        return Verdict("correct", f"your set {_shown(given)} is the expected one.")
+    extra, missing = len(given - expected), len(expected - given)
+    parts = [f"{extra} of your names {'does' if extra == 1 else 'do'} not belong"] if extra else []
+    parts += [f"{missing} {'name is' if missing == 1 else 'names are'} missing"] if missing else []
+    return Verdict("wrong", f"your set {_shown(given)} is not the expected one: {' and '.join(parts)}.")

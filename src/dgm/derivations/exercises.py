@@ -2,7 +2,9 @@
 
 Each exercise is registered under its label on the page (``ex-vi-kl``). The
 checker has to know the answer, so a student who reads this file sees it; the
-student edition hides the worked solutions, not this key.
+student edition hides the worked solutions, not this key. An answer is a
+formula (:class:`Exercise`) or a set of names (:class:`SetExercise`: a Markov
+blanket, the statements that hold).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from dgm.derivations.answers import Verdict, check
+from dgm.derivations.answers import Verdict, check, check_set
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,19 @@ class Exercise:
     domain: Mapping[sp.Symbol, tuple[float, float]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SetExercise:
+    """A question whose answer is a set of names: ``expected``, among the names ``elements`` the answer may use."""
+
+    expected: frozenset[str]
+    elements: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.expected <= set(self.elements) or len(set(self.elements)) != len(self.elements):
+            raise ValueError(f"{sorted(self.expected)} must be a subset of the distinct names {self.elements}")
+
+
+_STATEMENTS = tuple("abcdef")  # the letters of statements (a)-(f)
 _mu, _mu_p = sp.Symbol("mu", real=True), sp.Symbol("mu_p", real=True)
 _v, _v_p = sp.Symbol("v", positive=True), sp.Symbol("v_p", positive=True)
 _sigma = sp.Symbol("sigma", positive=True)
@@ -50,9 +65,16 @@ _s1 = sp.Symbol("s1", positive=True)
 _delta = sp.Symbol("delta", positive=True)
 _j11, _j12, _j21, _j22 = sp.symbols("j11 j12 j21 j22", real=True)
 
-EXERCISES: dict[str, Exercise] = {
+EXERCISES: dict[str, Exercise | SetExercise] = {
     # book/pgm.md
     "ex-pgm-parameters": Exercise(sp.Integer(34), ()),
+    "ex-pgm-mn-separation": SetExercise(frozenset("acd"), _STATEMENTS),
+    "ex-pgm-mn-blanket": SetExercise(frozenset("DEG"), tuple("ABCDEFG")),
+    "ex-pgm-mn-cliques": Exercise(sp.Integer(28), ()),
+    "ex-pgm-student-parameters": Exercise(sp.Integer(18), ()),
+    "ex-pgm-student-blanket": SetExercise(frozenset("GJS"), tuple("DIGSLJH")),
+    "ex-pgm-student-moral": SetExercise(frozenset("IJL"), tuple("DIGSLJH")),
+    "ex-pgm-student-maps": SetExercise(frozenset("acf"), _STATEMENTS),
     "ex-pgm-laplace": Exercise(_s_positive / (_s_positive + _n), (_n, _s_positive), domain={_n: (1, 50)}),
     # book/vi.md
     "ex-vi-kl": Exercise(
@@ -137,8 +159,10 @@ EXERCISES: dict[str, Exercise] = {
 
 
 def check_answer(label: str, answer: str) -> Verdict:
-    """Grade your formula for exercise ``label``: e.g. ``check_answer("ex-vi-kl", "(v/v_p + ...)/2")``."""
+    """Grade your answer to exercise ``label``: a formula, ``check_answer("ex-vi-kl", "(v/v_p + ...)/2")``, or a set of names, ``check_answer("ex-pgm-student-blanket", "{A, B}")``."""
     if label not in EXERCISES:
-        raise KeyError(f"no exercise {label!r}; the exercises with formula answers are {', '.join(sorted(EXERCISES))}")
+        raise KeyError(f"no exercise {label!r}; the exercises with graded answers are {', '.join(sorted(EXERCISES))}")
     exercise = EXERCISES[label]
+    if isinstance(exercise, SetExercise):
+        return check_set(answer, exercise.expected, exercise.elements)
     return check(answer, exercise.expected, symbols=exercise.symbols, wrt=exercise.wrt, domain=exercise.domain)

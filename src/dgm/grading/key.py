@@ -14,8 +14,8 @@ from pathlib import Path
 
 import sympy as sp
 
-from dgm.derivations.answers import TIME_LIMIT, Verdict, check
-from dgm.derivations.exercises import Exercise
+from dgm.derivations.answers import TIME_LIMIT, Verdict, check, check_set, read_set
+from dgm.derivations.exercises import Exercise, SetExercise
 from dgm.derivations.formulas import parse_answer, shorten
 
 ANSWER_CALL = "answer"  #: the function an answer cell calls: answer("ex-vi-kl", "...")
@@ -33,7 +33,11 @@ class KeyFileError(ValueError):
 
 @dataclass(frozen=True)
 class KeyEntry:
-    """One question of the key; ``answer`` is ``None`` for a written answer graded by hand."""
+    """One question of the key; ``answer`` is ``None`` for a written answer graded by hand.
+
+    With ``elements`` (the names a set may hold) the answer is a set of names, ``"{G, J, S}"``, graded by
+    :func:`dgm.derivations.answers.check_set`; such a question has no symbols, ``wrt`` or ``domain``.
+    """
 
     label: str
     chapter: str
@@ -46,6 +50,7 @@ class KeyEntry:
     points: float = 1.0
     question: str | None = None
     public: bool = False  # the answer is printed in the book and the package
+    elements: tuple[str, ...] | None = None  # a set answer: the names it may hold
 
     def sympy_symbols(self) -> dict[str, sp.Symbol]:
         return {name: sp.Symbol(name, **KINDS[kind]) for name, kind in self.symbols.items()}
@@ -53,6 +58,8 @@ class KeyEntry:
     def grade(self, text: str, time_limit: float = TIME_LIMIT) -> Verdict:
         """The checker's verdict on ``text``; the key's own answer is trusted (it was read when loaded)."""
         assert self.answer is not None
+        if self.elements is not None:
+            return check_set(text, read_set(self.answer, self.elements), self.elements)
         names = self.sympy_symbols()
         expected = parse_answer(self.answer, tuple(names.values()))
         wrt = tuple(names[name] for name in self.wrt) if self.wrt is not None else None
@@ -68,6 +75,9 @@ def entry_from_exercise(label: str, exercise: Exercise | None, chapter: str, tit
     """A key entry seeded from a book exercise (its answer public), or a written one when it has no formula."""
     if exercise is None:
         return KeyEntry(label, chapter, title, public=True)
+    if isinstance(exercise, SetExercise):
+        answer = "{" + ", ".join(name for name in exercise.elements if name in exercise.expected) + "}"
+        return KeyEntry(label, chapter, title, answer, public=True, elements=exercise.elements)
     symbols = {str(symbol): _kind(symbol) for symbol in exercise.symbols}
     wrt = tuple(map(str, exercise.wrt)) if exercise.wrt is not None else None
     domain = {str(symbol): (float(low), float(high)) for symbol, (low, high) in exercise.domain.items()}
@@ -86,7 +96,9 @@ def dump_key(entries: Iterable[KeyEntry], note: str = "") -> str:
     for entry in entries:
         lines += ["", f"[{json.dumps(entry.label)}]", f"chapter = {json.dumps(entry.chapter)}"]
         lines += [f"title = {_toml_string(entry.title)}", f"public = {str(entry.public).lower()}"]
-        if entry.answer is not None:
+        if entry.answer is not None and entry.elements is not None:
+            lines += [f"answer = {json.dumps(entry.answer)}", f"elements = {json.dumps(list(entry.elements))}"]
+        elif entry.answer is not None:
             symbols = ", ".join(f"{name} = {json.dumps(kind)}" for name, kind in entry.symbols.items())
             lines += [f"answer = {json.dumps(entry.answer)}", f"symbols = {{ {symbols} }}".replace("{  }", "{}")]
         if entry.wrt is not None:
@@ -112,12 +124,20 @@ def _entry(label: str, table: object, where: str) -> KeyEntry:
     if not isinstance(table, dict):
         raise fail("expected a table of settings (chapter, title, answer, symbols, ...)")
     unknown = set(table) - {"chapter", "title", "answer", "symbols", "wrt", "domain", "accept", "points",
-                            "question", "public"}  # fmt: skip
+                            "question", "public", "elements"}  # fmt: skip
     if unknown:
         raise fail(f"unknown setting(s) {', '.join(sorted(unknown))}")
     if not isinstance(table.get("chapter"), str) or not table["chapter"]:
         raise fail('needs chapter = "<the assignment it belongs to, e.g. vi>"')
     symbols, accept = table.get("symbols", {}), table.get("accept", ["correct"])
+    elements = table.get("elements")
+    if elements is not None:
+        if not isinstance(elements, list) or not elements or not all(isinstance(n, str) and n.isidentifier() for n in elements):
+            raise fail('elements must list the names a set answer may hold, e.g. elements = ["A", "B", "C"]')
+        if len(set(elements)) != len(elements):
+            raise fail("elements must not repeat a name")
+        if {"symbols", "wrt", "domain"} & set(table) or accept != ["correct"]:
+            raise fail("a set answer (elements = [...]) takes no symbols, wrt or domain, and only accept = [\"correct\"]")
     if not isinstance(symbols, dict) or not all(isinstance(kind, str) and kind in KINDS for kind in symbols.values()):
         raise fail(f"symbols must be a table name = kind, with kind one of {', '.join(KINDS)}")
     if not all(name.isidentifier() for name in symbols):
@@ -132,13 +152,21 @@ def _entry(label: str, table: object, where: str) -> KeyEntry:
         domain = {str(name): (float(low), float(high)) for name, (low, high) in table.get("domain", {}).items()}
         entry = KeyEntry(label, table["chapter"], table.get("title", label), table.get("answer"),
                          dict(symbols), wrt, domain, tuple(accept), float(table.get("points", 1.0)),
-                         table.get("question"), bool(table.get("public", False)))  # fmt: skip
+                         table.get("question"), bool(table.get("public", False)),
+                         tuple(elements) if elements is not None else None)  # fmt: skip
     except (TypeError, ValueError, AttributeError) as error:
         raise fail(f"a setting has the wrong form ({error}); see the example at the top of the key") from None
     named = set(wrt or ()) | set(domain)
     if not named <= set(symbols):
         raise fail(f"wrt/domain name symbols not in symbols: {', '.join(sorted(named - set(symbols)))}")
-    if entry.answer is not None:
+    if entry.answer is not None and entry.elements is not None:
+        if not isinstance(entry.answer, str):
+            raise fail('answer must be a set of names in quotes, e.g. answer = "{A, B}"')
+        try:
+            read_set(entry.answer, entry.elements)
+        except ValueError as error:
+            raise fail(f"its answer cannot be read: {error}") from None
+    elif entry.answer is not None:
         if not isinstance(entry.answer, str):
             raise fail('answer must be a formula in quotes, e.g. answer = "mu**2/2"')
         try:
@@ -189,20 +217,27 @@ class FormCheck:
 
 
 class AnswerSheet:
-    """The answer cells of an assignment notebook: ``answer("ex-vi-kl", "...")`` checks the formula's form only.
+    """The answer cells of an assignment notebook: ``answer("ex-vi-kl", "...")`` checks the answer's form only.
 
     Args:
         assignment: the assignment's name (its chapter), kept in the notebook for the grader.
         symbols: for each formula question, the symbol names its answer may use (``"mu v mu_p v_p"``).
+        sets: for each question whose answer is a set of names, the names it may hold (``"A B C"``).
+            A question listed in ``symbols`` only, answered with braces or commas, is read as a set of
+            any names.
     """
 
-    def __init__(self, assignment: str, symbols: Mapping[str, str]) -> None:
+    def __init__(self, assignment: str, symbols: Mapping[str, str], sets: Mapping[str, str] | None = None) -> None:
         self.assignment = assignment
         self.symbols = {label: tuple(sp.Symbol(name) for name in names.split()) for label, names in symbols.items()}
+        self.sets = {label: tuple(names.split()) for label, names in (sets or {}).items()}
 
     def __call__(self, label: str, answer: str) -> FormCheck:
-        if label not in self.symbols:
-            raise KeyError(f"no question {label!r} in this assignment; its questions are {', '.join(self.symbols)}")
+        if label not in self.symbols and label not in self.sets:
+            questions = ", ".join([*self.symbols, *(label for label in self.sets if label not in self.symbols)])
+            raise KeyError(f"no question {label!r} in this assignment; its questions are {questions}")
+        if label in self.sets:
+            return self._set(answer, self.sets[label])
         names = ", ".join(map(str, self.symbols[label])) or "no symbols (a number)"
         if answer is ... or (isinstance(answer, str) and answer.strip() in ("", "...")):
             return FormCheck("unanswered", f"Replace ... with your formula, as text in quotes; it may use {names}.")
@@ -213,6 +248,24 @@ class AnswerSheet:
         try:
             expr = parse_answer(answer, self.symbols[label])
         except ValueError as error:
-            return FormCheck("malformed", str(error))
+            if not any(mark in answer for mark in "{},∅"):
+                return FormCheck("malformed", str(error))
+            return self._set(answer, None)  # a set of names, "{A, B}": the names are checked when it is graded
         return FormCheck("well-formed", f"It reads as {shorten(sp.sstr(expr), 200)}. Whether it is right is "
+                                        "decided when your notebook is graded.")  # fmt: skip
+
+    @staticmethod
+    def _set(answer: object, elements: tuple[str, ...] | None) -> FormCheck:
+        """The form check of a set of names (of ``elements``, or of any names)."""
+        if answer is ... or (isinstance(answer, str) and answer.strip() in ("", "...")):
+            names = ", ".join(elements) if elements else "the question's names"
+            return FormCheck("unanswered", f"Replace ... with a set of names as text in quotes, e.g. \"{{A, B}}\"; it may use {names}.")
+        if not isinstance(answer, str):
+            return FormCheck("malformed", f'write your answer as text in quotes, e.g. "{{A, B}}", not a {type(answer).__name__}.')
+        try:
+            names = read_set(answer, elements)
+        except ValueError as error:
+            return FormCheck("malformed", str(error))
+        shown = "{" + ", ".join(sorted(names)) + "}"
+        return FormCheck("well-formed", f"It reads as the set {shorten(shown, 200)}. Whether it is right is "
                                         "decided when your notebook is graded.")  # fmt: skip
