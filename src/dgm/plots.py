@@ -41,7 +41,8 @@ def show_images(
 
 def show_rows(rows: Mapping[str, Tensor], columns: int, shape: tuple[int, int] = (28, 28)) -> Figure:
     """One labelled row of images per entry, e.g. ``{"data": x, "reconstruction": x_hat}``."""
-    figure, axes = plt.subplots(len(rows), 1, figsize=(columns * 0.55, len(rows) * 0.75), squeeze=False)
+    aspect = shape[1] / shape[0]  # wide images (e.g. CAPTCHAs) get wider rows, square ones the sizes of before
+    figure, axes = plt.subplots(len(rows), 1, figsize=(columns * 0.55 * aspect, len(rows) * 0.75), squeeze=False)
     for ax, (label, images) in zip(axes[:, 0], rows.items()):
         ax.imshow(image_grid(images[:columns], columns, shape).numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_xticks([])
