@@ -63,7 +63,8 @@ def test_held_out_texts_are_a_fixed_tenth_and_never_drawn_for_training():
     assert len(set(draws)) > 0.8 * len(train)  # uniform over the training texts: most of the 8,996 appear
     held_draws = SPEC.random_texts(300, torch.Generator().manual_seed(0), split="held_out")
     assert set(held_draws) <= set(held_out) and len(held_draws) == 300
-    assert SPEC.random_texts(5, torch.Generator().manual_seed(1)) == SPEC.random_texts(5, torch.Generator().manual_seed(1))
+    seeded = [SPEC.random_texts(5, torch.Generator().manual_seed(1)) for _ in range(2)]
+    assert seeded[0] == seeded[1]
 
 
 def test_a_larger_text_space_splits_by_the_same_rule():
@@ -181,9 +182,10 @@ def test_a_small_recogniser_trained_briefly_reads_held_out_renders_far_above_cha
     assert isinstance(model, CRNN) and not model.training
     assert history.terms["loss"][-1] < 0.5 * history.terms["loss"][0]
     result = accuracy(model, held_images, held_out)
-    # chance: 1/10 per character, 1/10⁴ per text. Measured over seeds 0–2 (torch 2.x, CPU): see the report
-    assert result.character > 0.6
-    assert result.sequence > 0.2
+    # chance: 1/10 per character, 1/10⁴ per text. With this recipe and seeds 0, 1, 2, 3 for texts, renders and
+    # weights, 200 held-out renders were read 0.925–0.970 exactly and 0.964–0.983 by character (torch 2.14, CPU)
+    assert result.sequence > 0.8
+    assert result.character > 0.9
     model.train()
     read(model, held_images[:4])
     assert model.training  # reading between epochs leaves the training mode as it was

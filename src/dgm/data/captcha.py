@@ -111,12 +111,15 @@ class CaptchaSpec:
     held_out_fraction: float = 0.1
 
     def __post_init__(self) -> None:
-        if not self.alphabet or len(set(self.alphabet)) != len(self.alphabet) or any(c.isspace() for c in self.alphabet):
+        unique = len(set(self.alphabet)) == len(self.alphabet)
+        if not self.alphabet or not unique or any(c.isspace() for c in self.alphabet):
             raise ValueError(f"alphabet must be non-empty characters, each once and no spaces, got {self.alphabet!r}")
         if self.length < 1:
             raise ValueError(f"length must be at least 1, got {self.length}")
         if self.height < 4 or self.width < 4 or self.height % 4 or self.width % 4:
-            raise ValueError(f"height and width must be positive multiples of 4 (for the U-Net), got {self.height} × {self.width}")
+            raise ValueError(
+                f"height and width must be positive multiples of 4 (for the U-Net), got {self.height} × {self.width}"
+            )
         if not 0.0 < self.held_out_fraction < 1.0:
             raise ValueError(f"held_out_fraction must lie in (0, 1), got {self.held_out_fraction}")
 
@@ -128,7 +131,7 @@ class CaptchaSpec:
     # --- texts ---------------------------------------------------------------------------------------------
 
     def check(self, texts: Sequence[str]) -> list[str]:
-        """``texts`` as a list, or a ``ValueError`` naming the first text of the wrong length or with a foreign character."""
+        """``texts`` as a list; a ``ValueError`` names the first text of a wrong length or with a foreign character."""
         if isinstance(texts, str):
             raise TypeError(f"pass a list of texts, e.g. [{texts!r}], not one string")
         texts = list(texts)
@@ -144,7 +147,7 @@ class CaptchaSpec:
         return texts
 
     def is_held_out(self, text: str) -> bool:
-        """Whether ``text`` belongs to the held-out texts: the first 8 bytes of a salted SHA-256 of it, as a fraction of 2⁶⁴, lie below ``held_out_fraction``."""
+        """Whether ``text`` is held out: its salted SHA-256's first 8 bytes, over 2⁶⁴, are below ``held_out_fraction``."""
         (text,) = self.check([text])
         digest = hashlib.sha256(f"{HOLD_OUT_SALT}\n{text}".encode()).digest()
         return int.from_bytes(digest[:8], "big") < self.held_out_fraction * 2**64
@@ -176,7 +179,8 @@ class CaptchaSpec:
         """Texts → ``(N, L)`` int64 indices into the alphabet."""
         texts = self.check(texts)
         index = {c: i for i, c in enumerate(self.alphabet)}
-        return torch.tensor([[index[c] for c in text] for text in texts], dtype=torch.long).reshape(len(texts), self.length)
+        codes = torch.tensor([[index[c] for c in text] for text in texts], dtype=torch.long)
+        return codes.reshape(len(texts), self.length)  # (N, L), also for N = 0
 
     def decode(self, codes: Tensor) -> list[str]:
         """``(N, L)`` (or ``(L,)``) indices into the alphabet → texts."""

@@ -131,7 +131,7 @@ class ReadingScore:
 
 
 def score(readings: list[str], truth: list[str]) -> ReadingScore:
-    """Sequence and character accuracy of ``readings`` against ``truth`` (see the module docstring for wrong lengths)."""
+    """Sequence and character accuracy of ``readings`` against ``truth`` (wrong lengths: see the module docstring)."""
     if len(readings) != len(truth) or not truth:
         raise ValueError(f"need as many readings as true texts, at least one, got {len(readings)} and {len(truth)}")
     exact = sum(read_ == true for read_, true in zip(readings, truth))
@@ -154,10 +154,13 @@ def train_recogniser(
     hidden: int = 96,
     device: torch.device | str = "cpu",
 ) -> tuple[CRNN, History]:
-    """Train a :class:`CRNN` (``channels``, ``hidden``) for ``spec`` on images ``(N, 1, H, W)`` in [0, 1] of ``texts`` with the CTC loss."""
+    """Train a :class:`CRNN` for ``spec`` with the CTC loss on images ``(N, 1, H, W)`` in [0, 1] of ``texts``."""
     targets = spec.encode(texts)  # (N, L)
     if images.shape[1:] != (1, spec.height, spec.width) or len(images) != len(targets):
-        raise ValueError(f"images must be (N, 1, {spec.height}, {spec.width}) with one per text, got {tuple(images.shape)} for {len(targets)} texts")
+        raise ValueError(
+            f"images must be (N, 1, {spec.height}, {spec.width}), one per text; "
+            f"got {tuple(images.shape)} for {len(targets)} texts"
+        )
     torch.manual_seed(settings.seed)
     model = CRNN(spec.alphabet, spec.height, channels, hidden).to(device)
     history = fit(model, ctc_loss, (images, targets), settings)
