@@ -189,3 +189,23 @@ def test_a_small_recogniser_trained_briefly_reads_held_out_renders_far_above_cha
     model.train()
     read(model, held_images[:4])
     assert model.training  # reading between epochs leaves the training mode as it was
+
+
+def test_train_recogniser_refuses_what_it_cannot_train_and_its_cosine_schedule_changes_the_steps():
+    texts = SPEC.random_texts(64, torch.Generator().manual_seed(5))
+    images = SPEC.render(texts, seed=5)
+    settings = TrainSettings(epochs=2, batch_size=32, lr=3e-3, progress=False)
+    with pytest.raises(ValueError, match="schedule"):
+        train_recogniser(SPEC, images, texts, settings, schedule="linear")
+    with pytest.raises(ValueError, match="one per text"):
+        train_recogniser(SPEC, images[:10], texts, settings)
+    narrow = CaptchaSpec(length=4, width=28)  # 7 columns cannot hold "1 blank 1 blank 1 blank 1"
+    with pytest.raises(ValueError, match="make the images wider"):
+        train_recogniser(narrow, torch.zeros(1, 1, 24, 28), ["1111"], settings)
+    # the first epoch runs at lr either way, the second at lr·½(1 + cos(π/2)) = lr/2 under the cosine
+    constant, _ = train_recogniser(SPEC, images, texts, settings, channels=8, hidden=8)
+    again, _ = train_recogniser(SPEC, images, texts, settings, channels=8, hidden=8)
+    cosine, _ = train_recogniser(SPEC, images, texts, settings, channels=8, hidden=8, schedule="cosine")
+    weights = [torch.cat([p.detach().flatten() for p in model.parameters()]) for model in (constant, again, cosine)]
+    assert torch.equal(weights[0], weights[1])  # seeded: the same run twice gives the same weights
+    assert not torch.allclose(weights[0], weights[2])

@@ -29,14 +29,16 @@ character early in a reading therefore also costs the positions after it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgm.data.captcha import CaptchaSpec
-from dgm.training import History, TrainSettings, fit
+from dgm.training import History, TrainSettings, adam, fit
 
 
 class CRNN(nn.Module):
@@ -152,9 +154,22 @@ def train_recogniser(
     *,
     channels: int = 64,
     hidden: int = 96,
+    schedule: Literal["constant", "cosine"] = "constant",
     device: torch.device | str = "cpu",
 ) -> tuple[CRNN, History]:
-    """Train a :class:`CRNN` for ``spec`` with the CTC loss on images ``(N, 1, H, W)`` in [0, 1] of ``texts``."""
+    """Train a :class:`CRNN` for ``spec`` with the CTC loss on images ``(N, 1, H, W)`` in [0, 1] of ``texts``.
+
+    Adam with ``settings.lr`` throughout (``schedule="constant"``), or falling along a half cosine set at the
+    start of each epoch (``schedule="cosine"``: epoch ``e`` of ``E`` uses ``lr · ½(1 + cos(π e / E))``), so the
+    last epochs take small steps. A CRNN with ``channels`` convolution channels and ``hidden`` GRU units a direction.
+    """
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', not {schedule!r}")
+    if spec.width // 4 < 2 * spec.length:
+        raise ValueError(
+            f"the CRNN reads {spec.width // 4} columns; CTC needs at least {2 * spec.length} for "
+            f"{spec.length} characters with repeats (a blank between them): make the images wider"
+        )
     targets = spec.encode(texts)  # (N, L)
     if images.shape[1:] != (1, spec.height, spec.width) or len(images) != len(targets):
         raise ValueError(
@@ -163,5 +178,12 @@ def train_recogniser(
         )
     torch.manual_seed(settings.seed)
     model = CRNN(spec.alphabet, spec.height, channels, hidden).to(device)
-    history = fit(model, ctc_loss, (images, targets), settings)
+    optimizer = adam(model, settings.lr)
+
+    def cosine_decay(epoch: int) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = settings.lr * 0.5 * (1 + math.cos(math.pi * epoch / settings.epochs))
+
+    on_epoch = cosine_decay if schedule == "cosine" else None
+    history = fit(model, ctc_loss, (images, targets), settings, optimizer=optimizer, on_epoch=on_epoch)
     return model, history
