@@ -132,13 +132,16 @@ def notebook(
         "quotes, in Python syntax (`(mu**2 + v - 1)/2 - log(v)/2`), using the symbols the question names. "
         "Running the cell says whether your formula **can be read**, not whether it is right: it is graded "
         "after you hand it in.\n"
+        "* **A set of names**: replace `...` with the names, in braces and separated by commas (`\"{A, B}\"`).\n"
         "* **A written answer**: write it in the Markdown cell under the question, below its first line.\n\n"
         "Keep each question's label (the first text in `answer(...)`, and the first line of a written-answer "
         "cell) as it is: the grader finds your answers by them. It reads the notebook's text and runs none of "
         "your code. On Colab, hand in *File → Download → Download .ipynb*."
     )
-    symbols = {entry.label: " ".join(entry.symbols) for entry in entries if entry.answer is not None}
-    setup = f"from dgm.grading import AnswerSheet\n\n{ANSWER_CALL} = AnswerSheet({chapter!r}, {symbols!r})"
+    symbols = {entry.label: " ".join(entry.symbols) for entry in entries if entry.answer is not None and entry.elements is None}
+    sets = {entry.label: " ".join(entry.elements) for entry in entries if entry.answer is not None and entry.elements is not None}
+    sheet = f"AnswerSheet({chapter!r}, {symbols!r}" + (f", sets={sets!r})" if sets else ")")
+    setup = f"from dgm.grading import AnswerSheet\n\n{ANSWER_CALL} = {sheet}"
     cells = [v4.new_markdown_cell(intro)]
     install = install_source()
     cells += [v4.new_code_cell(install)] if install else []
@@ -148,7 +151,11 @@ def notebook(
         heading = f"## Question {number}: {entry.title}" + (f" ({where})" if where else "")
         cells.append(v4.new_markdown_cell(f"{heading}\n\n{plain(body)}"))
         metadata = {"dgm": {"answer": entry.label}}
-        if entry.answer is not None:
+        if entry.answer is not None and entry.elements is not None:
+            names = ", ".join(entry.elements)
+            source = f'# A set of names from {names}, in braces ("{{X, Y}}"; "{{}}" for none).\n{ANSWER_CALL}("{entry.label}", "...")'
+            cells.append(v4.new_code_cell(source, metadata=metadata))
+        elif entry.answer is not None:
             uses = ", ".join(f"`{name}`" for name in entry.symbols) or "no symbols (a number)"
             source = f'# Your formula may use {uses}.\n{ANSWER_CALL}("{entry.label}", "...")'
             cells.append(v4.new_code_cell(source, metadata=metadata))
