@@ -28,7 +28,8 @@ per module. Dependencies point one way — the book's pages and notebooks import
   :mod:`~dgm.evaluation.disentanglement` (FactorVAE metric, MIG), :mod:`~dgm.evaluation.recogniser`
   (a CTC reader of CAPTCHAs);
 * :mod:`dgm.diffusion` — Part IV: score matching and Langevin samplers, noise schedules, the
-  Gaussian diffusion process, DDPM, DDIM and DPM-Solver++ samplers, classifier-free guidance;
+  Gaussian diffusion process, DDPM, DDIM and DPM-Solver++ samplers, classifier-free guidance, and the
+  continuous-time process of variational diffusion models (:mod:`~dgm.diffusion.continuous`);
 * :mod:`dgm.grading` — ``dgm-grade``: assignments graded from an instructor's key, without running them
   (uses only :mod:`dgm.derivations`);
 * :mod:`dgm.plots` — figures.
