@@ -10,8 +10,8 @@ engine: a mutant whose value differs from the original's (an independent
 oracle: both evaluated at random points) must be refused, naming the step;
 a rewrite must pass.
 
-:func:`run_page` executes a page's code cells (its ``.md``) and returns the
-derivations it made.
+:func:`run_page` executes a page's code cells (its ``.md``), once per process, and
+returns the derivations it made.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import jupytext
@@ -188,7 +188,18 @@ def judge(derivation: Derivation, densities: list[Density] = (), limit: int = 12
 
 
 def run_page(page: Path) -> tuple[list[Derivation], dict]:
-    """Execute the code cells of a MyST page and return the derivations it made, and its namespace."""
+    """Execute the code cells of a MyST page and return the derivations it made, and its namespace.
+
+    A page runs once per test process: :func:`check_page` and a test file's fixture that asks for the same page
+    share the run (its derivations, every step checked as it was made, and its namespace), which the mutation tests
+    only read (:meth:`Derivation.verify_step` checks a changed step without keeping it). Each mutant is still put to
+    the engine.
+    """
+    return _run_page(Path(page).resolve())
+
+
+@cache
+def _run_page(page: Path) -> tuple[list[Derivation], dict]:
     notebook = jupytext.read(page)
     namespace: dict = {"__name__": "__page__", "display": lambda *args, **kwargs: None}
     transformer = TransformerManager()

@@ -9,8 +9,10 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import jupytext
 import nbformat
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER_BOOK = str(Path(sys.executable).parent / "jupyter-book")
@@ -58,9 +60,9 @@ def test_a_wrong_derivation_step_fails_the_build(tmp_path):
 
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "_ext"))
-from build_student import FENCE, cut_notebook, cut_page  # noqa: E402
+from build_student import FENCE, cut_notebook, cut_page, page_notebook, share_executions  # noqa: E402
 from colab import PLACEHOLDER_URL, cell_in, install_cell  # noqa: E402
-from sync_colab_cell import configured  # noqa: E402
+from sync_colab_cell import configured, with_cell  # noqa: E402
 
 
 def solutions() -> list[tuple[str, str, str]]:
@@ -115,10 +117,13 @@ def solution_prose() -> list[str]:
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):
-    """The student edition and the full one, each built by tools/build_student.py: {edition: (folder, build log)}."""
+    """The student edition and the full one, each built by tools/build_student.py: {edition: (folder, build log)}.
+
+    The full edition first: it runs (or finds in the execution cache) every page, and the student build takes those
+    runs for the pages whose code is the same but for the install cell, instead of running each page again."""
     out = tmp_path_factory.mktemp("editions")
     built = {}
-    for name, extra in (("student", []), ("instructor", ["--keep-solutions"])):
+    for name, extra in (("instructor", ["--keep-solutions"]), ("student", [])):
         result = subprocess.run(
             [sys.executable, str(ROOT / "tools" / "build_student.py"), "--output", str(out / name), *extra],
             capture_output=True, text=True,
@@ -242,6 +247,67 @@ def test_a_page_whose_install_cell_names_another_ref_fails_the_build(tmp_path):
     assert good[0] == 0 and "placeholder" not in good[1], good[1][-2000:]
     assert stale[0] != 0 and "does not install from https://github.com/someone/book@v1.0" in stale[1], stale[1][-2000:]
     assert placeholder[0] == 0 and "still the placeholder" in placeholder[1], placeholder[1][-2000:]
+
+
+def code_cells(text: str) -> list[str]:
+    return [cell.source for cell in jupytext.reads(text, fmt="md:myst").cells if cell.cell_type == "code"]
+
+
+def test_the_student_build_takes_the_full_editions_run_of_every_page_whose_code_is_the_same(builds):
+    """A page of the table of contents whose code cells the two editions share (the solutions were cut from its prose
+    only; the install cells name different refs) is not run a second time: the student build takes the full
+    edition's run of it (tools/build_student.py, share_executions)."""
+    full, student = builds["instructor"][0] / "repo", builds["student"][0] / "repo"
+    toc = set(re.findall(r"file: (book/\w+)", (full / "_toc.yml").read_text()))
+    pages = [page for page in full.glob("book/*.md") if f"book/{page.stem}" in toc and "\nkernelspec:" in page.read_text()[:800]]
+    url, ref = configured(student=True)
+    same = [
+        page for page in pages
+        if code_cells((student / "book" / page.name).read_text()) == [install_cell(url, ref), *code_cells(page.read_text())[1:]]
+    ]
+    shared = re.search(r"execution cache: (\d+) of (\d+) pages take the full edition's cached run", builds["student"][1])
+    assert shared, builds["student"][1][-2000:]
+    assert int(shared[1]) == len(same) >= 10 and int(shared[2]) >= len(pages), (shared[0], sorted(page.name for page in same))
+
+
+def test_a_student_page_takes_a_cached_run_only_where_the_code_is_the_same(tmp_path):
+    """tools/build_student.py's share_executions: the full page's run goes to the student page when their code cells
+    differ in the install cell alone; not when a solution held a code cell, when a cell reads the install cell's
+    DGM_SOURCE, or when the install cell printed something."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    full_ref, student_ref = configured(), configured(student=True)
+    assert full_ref != student_ref
+    header = PAGE.split("# A page")[0] + "# A page\n\nSome prose.\n"
+    cells = lambda *sources: "".join(f"\n```{{code-cell}} ipython3\n{source}\n```\n" for source in sources)  # noqa: E731
+    cases = {  # name: (full page's code, student page's code, what the install cell printed)
+        "same": (["x = 1", "print(x)"], ["x = 1", "print(x)"], ""),
+        "solution_code": (["x = 1", "print(x)", "solution = 2"], ["x = 1", "print(x)"], ""),
+        "reads_source": (["print(DGM_SOURCE)"], ["print(DGM_SOURCE)"], ""),
+        "install_printed": (["print(1)"], ["print(1)"], "installing"),
+    }
+    cache = get_cache(str(tmp_path / "cache"))
+    pairs = []
+    for name, (full_code, student_code, printed) in cases.items():
+        full, student = tmp_path / "full" / f"{name}.md", tmp_path / "student" / f"{name}.md"
+        for path, code, (url, ref), extra in ((full, full_code, full_ref, "A solution.\n"), (student, student_code, student_ref, "")):
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(with_cell(header + extra + cells(f"case = {name!r}", *code), url, ref))
+        executed = page_notebook(full.read_text(), full, config)
+        for index, cell in enumerate(c for c in executed.cells if c.cell_type == "code"):
+            text = printed if index == 0 else f"ran {name}, cell {index}\n"
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)] if text else []
+        cache.cache_notebook_bundle(CacheBundleIn(executed, str(full)), check_validity=False)
+        pairs.append((student, full.read_text()))
+    assert share_executions(pairs, tmp_path / "cache", config, student_ref) == 1
+    record = cache.match_cache_notebook(page_notebook(pairs[0][0].read_text(), pairs[0][0], config))
+    outputs = [cell.outputs for cell in cache.get_cache_bundle(record.pk).nb.cells if cell.cell_type == "code"]
+    assert [output[0]["text"] for output in outputs[1:]] == [f"ran same, cell {i}\n" for i in (1, 2, 3)] and outputs[0] == []
+    for student, _ in pairs[1:]:
+        with pytest.raises(KeyError):
+            cache.match_cache_notebook(page_notebook(student.read_text(), student, config))
 
 
 def test_the_build_warns_while_the_repository_is_a_placeholder(builds):

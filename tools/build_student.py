@@ -18,9 +18,13 @@ It writes two things into OUTPUT:
 
 Solutions are ``{solution}`` directives (``` or ::: fences, any length) or
 gated ``{solution-start}`` … ``{solution-end}`` spans, which may hold code
-cells. The execution cache of the main build is reused (a page runs again
-only where its code differs, i.e. once for the student install cell).
-tests/test_book.py greps every file under OUTPUT for every solution.
+cells. The execution cache of the main build is shared: a student page whose
+code cells are the full edition's but for the install cell (which names
+another ref, and outside Colab only sets ``DGM_SOURCE``) takes the outputs the
+full edition's page got, when the cache holds them (``make book`` or
+``--keep-solutions`` ran first); a page whose code differs otherwise (a
+solution with code cells) runs again. tests/test_book.py greps every file
+under OUTPUT for every solution.
 
 With --keep-solutions it builds the full edition the same way (for tests).
 """
@@ -37,13 +41,17 @@ from pathlib import Path
 import jupytext
 import nbformat
 import yaml
+from jupyter_cache import get_cache
+from jupyter_cache.base import CacheBundleIn
+from myst_nb.core.read import read_myst_markdown_notebook
+from myst_parser.config.main import MdParserConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 from sync_colab_cell import configured, notebook_sources, set_cell, with_cell  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "_ext"))
-from colab import is_placeholder, placeholder_message  # noqa: E402
+from colab import install_cell, is_placeholder, placeholder_message  # noqa: E402
 
 # Instructor and maintainer files that the student repository does not carry.
 LEFT_OUT = ("tests/", "tools/", "templates/", "bench/", ".ci/", ".github/", "Makefile", "CONTRIBUTING.md", "conftest.py")
@@ -142,8 +150,10 @@ def student_config(config: dict, url: str, ref: str) -> dict:
     return config
 
 
-def write_repository(target: Path, keep_solutions: bool) -> tuple[str, str, int]:
-    """Copy the book into target with solutions cut and install cells for its repository; (url, ref, solutions cut)."""
+def write_repository(target: Path, keep_solutions: bool, originals: dict[Path, str] | None = None) -> tuple[str, str, int]:
+    """Copy the book into target with solutions cut and install cells for its repository; (url, ref, solutions cut).
+
+    ``originals``, when given, receives each MyST page's text as it was copied (before the cut)."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     url, ref = configured(student=not keep_solutions)
     if target.exists():
@@ -159,7 +169,10 @@ def write_repository(target: Path, keep_solutions: bool) -> tuple[str, str, int]
     (target / "README.md").write_text(readme)
     count, pages = 0, notebook_sources(target)
     for page in pages:
-        text, cut = cut_page(page.read_text(), str(page.relative_to(target)))
+        original = page.read_text()
+        if originals is not None:
+            originals[page] = original
+        text, cut = cut_page(original, str(page.relative_to(target)))
         page.write_text(with_cell(text, url, ref))
         count += len(cut)
         paired = page.with_suffix(".ipynb")
@@ -173,6 +186,57 @@ def write_repository(target: Path, keep_solutions: bool) -> tuple[str, str, int]
         set_cell(notebook, url, ref)
         nbformat.write(notebook, path)
     return url, ref, count
+
+
+def page_notebook(text: str, page: Path, config: dict) -> nbformat.NotebookNode:
+    """A MyST page's text as myst-nb reads it for execution (the notebook whose code cells the execution cache hashes)."""
+    extensions = set(config.get("parse", {}).get("myst_enable_extensions", []))
+    return read_myst_markdown_notebook(text, MdParserConfig(enable_extensions=extensions), add_source_map=True, path=str(page))
+
+
+def _code(notebook: nbformat.NotebookNode) -> list[tuple[str, dict]]:
+    return [(cell.source, dict(cell.metadata)) for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def share_executions(pages: list[tuple[Path, str]], cache_path: Path, config: dict, student: tuple[str, str]) -> int:
+    """Give each student page the full edition's cached run where their code differs only in the install cell.
+
+    ``pages`` pairs each student page with the full edition's text of it. The two install cells differ only in the string
+    ``DGM_SOURCE`` (url@ref) and, outside Colab, do nothing else, so a page whose other code cells are the same
+    (solutions cut from the prose only), that never reads ``DGM_SOURCE`` and whose install cell printed nothing
+    computes the same outputs in both editions: the full page's cached run is stored under the student page's code
+    (the key jupyter-cache matches on). A page that differs otherwise, or that the cache does not hold, runs in the
+    build as before. Returns how many pages were given a run.
+    """
+    if not cache_path.is_dir():
+        return 0
+    cache = get_cache(str(cache_path))
+    full_cell, student_cell = install_cell(*configured()), install_cell(*student)
+    shared = 0
+    for page, original in pages:
+        mine, theirs = page_notebook(page.read_text(), page, config), page_notebook(original, page, config)
+        code, full = _code(mine), _code(theirs)
+        differ = [i for i, (a, b) in enumerate(zip(code, full)) if a != b]
+        if (
+            len(code) != len(full) or mine.metadata.get("kernelspec") != theirs.metadata.get("kernelspec") or len(differ) != 1
+            or (code[differ[0]][0], full[differ[0]][0]) != (student_cell, full_cell) or code[differ[0]][1] != full[differ[0]][1]
+            or any("DGM_SOURCE" in source for i, (source, _) in enumerate(code) if i != differ[0])
+        ):
+            continue
+        try:
+            record = cache.match_cache_notebook(theirs)
+        except KeyError:
+            continue
+        executed = cache.get_cache_bundle(record.pk).nb
+        cells = [cell for cell in executed.cells if cell.cell_type == "code"]
+        if len(cells) != len(code) or cells[differ[0]].source != full_cell or cells[differ[0]].get("outputs"):
+            continue
+        cells[differ[0]].source = student_cell
+        given = cache.cache_notebook_bundle(CacheBundleIn(executed, str(page), data=dict(record.data)), check_validity=False, overwrite=True)
+        if cache.match_cache_notebook(mine).pk != given.pk:  # (KeyError if the student page's key is not the one cached)
+            raise RuntimeError(f"{page}: the run given to the student page is not the one its build will look up")
+        shared += 1
+    return shared
 
 
 STUDENT_README = """# {title}: student edition
@@ -198,7 +262,8 @@ def main() -> None:
     if output == ROOT or output in ROOT.parents:
         parser.error(f"--output {args.output}: give the student edition a folder of its own (it is emptied)")
     repository = output / "repo"
-    url, ref, count = write_repository(repository, args.keep_solutions)
+    originals: dict[Path, str] = {}
+    url, ref, count = write_repository(repository, args.keep_solutions, originals)
     if is_placeholder(url):
         print("warning: " + placeholder_message(url), file=sys.stderr)
     if not args.keep_solutions:
@@ -206,6 +271,10 @@ def main() -> None:
     # The build's own configuration: the cache and the local extensions of this checkout, by absolute path.
     config = yaml.safe_load((repository / "_config.yml").read_text())
     config["execute"]["cache"] = str(ROOT / config["execute"]["cache"])
+    if not args.keep_solutions:  # (the pages that run: book/, not notebooks/, which show their recorded runs)
+        pages = [(page, text) for page, text in originals.items() if page.parent.name == "book"]
+        shared = share_executions(pages, Path(config["execute"]["cache"]), config, (url, ref))
+        print(f"execution cache: {shared} of {len(pages)} pages take the full edition's cached run (same code but the install cell)", flush=True)
     extensions = config["sphinx"].get("local_extensions", {})
     config["sphinx"]["local_extensions"] = {name: str(repository / path) for name, path in extensions.items()}
     config_path = output / "_config.yml"
