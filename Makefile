@@ -30,7 +30,9 @@ book: $(INSTALLED) $(LIBRARY_STAMP)
 
 ## Run every test: library, derivations, notebook pairs, the student edition, and each page and notebook (quick profile).
 # Two workers, each file on one worker (nbval needs a notebook's cells together), one BLAS thread each.
-test: $(INSTALLED)
+# The library stamp first: tests/test_book.py builds both editions through the execution cache, so a library
+# change runs the pages again there too, and `make book` afterwards (as in .ci/run) finds the pages that build ran.
+test: $(INSTALLED) $(LIBRARY_STAMP)
 	DGM_PROFILE=quick DGM_PROGRESS=0 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## Time the library's training steps against plain hand-written PyTorch loops, side by side (ratios printed).
