@@ -188,6 +188,16 @@ def write_repository(target: Path, keep_solutions: bool, originals: dict[Path, s
     return url, ref, count
 
 
+def toc_files(toc: object) -> set[str]:
+    """The pages a _toc.yml names (its root and every ``file``), without suffix: the pages a build reads and runs."""
+    if isinstance(toc, dict):
+        named = {str(toc[key]).removesuffix(".md") for key in ("root", "file") if key in toc}
+        return named.union(*(toc_files(value) for value in toc.values()))
+    if isinstance(toc, list):
+        return set().union(*(toc_files(item) for item in toc))
+    return set()
+
+
 def page_notebook(text: str, page: Path, config: dict) -> nbformat.NotebookNode:
     """A MyST page's text as myst-nb reads it for execution (the notebook whose code cells the execution cache hashes)."""
     extensions = set(config.get("parse", {}).get("myst_enable_extensions", []))
@@ -272,7 +282,8 @@ def main() -> None:
     config = yaml.safe_load((repository / "_config.yml").read_text())
     config["execute"]["cache"] = str(ROOT / config["execute"]["cache"])
     if not args.keep_solutions:  # (the pages that run: book/, not notebooks/, which show their recorded runs)
-        pages = [(page, text) for page, text in originals.items() if page.parent.name == "book"]
+        built = toc_files(yaml.safe_load((repository / "_toc.yml").read_text()))
+        pages = [(page, text) for page, text in originals.items() if page.parent.name == "book" and f"book/{page.stem}" in built]
         shared = share_executions(pages, Path(config["execute"]["cache"]), config, (url, ref))
         print(f"execution cache: {shared} of {len(pages)} pages take the full edition's cached run (same code but the install cell)", flush=True)
     extensions = config["sphinx"].get("local_extensions", {})
