@@ -81,6 +81,24 @@ def test_time_budget_stops_at_an_epoch_boundary():
     assert history.epochs == 1 and history.stopped_by_budget
 
 
+def test_a_run_stopped_by_its_budget_is_loaded_as_it_ended(tmp_path):
+    """Running the same call again after a budget stop trains nothing more: the notebook's re-run shows the recorded model."""
+    images = mnist.subset("train").images[:200]
+    settings = TrainSettings(epochs=50, time_budget_s=0.0, checkpoint=tmp_path / "run.pt", progress=False)
+    model = small_model()
+    first = fit(model, vae_loss, images, settings, transform=mnist.binarized)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    again = small_model()
+    second = fit(again, vae_loss, images, settings, transform=mnist.binarized)
+    assert first.epochs == second.epochs == 1 and second.stopped_by_budget
+    assert second.terms == first.terms
+    assert all(torch.equal(weights[k], v) for k, v in again.state_dict().items())
+    # without a budget the same checkpoint is an interrupted run: it resumes
+    resumed = fit(small_model(), vae_loss, images, TrainSettings(epochs=2, checkpoint=tmp_path / "other.pt", progress=False),
+                  transform=mnist.binarized)
+    assert resumed.epochs == 2 and not resumed.stopped_by_budget
+
+
 def test_bad_settings():
     with pytest.raises(ValueError):
         TrainSettings(epochs=0)

@@ -294,7 +294,11 @@ def fit(
         history = History(**state["history"])
         set_rng_state(state["rng"])
         start_epoch = history.epochs
-        print(f"resumed from {settings.checkpoint} after epoch {start_epoch}")
+        if history.stopped_by_budget:
+            print(f"loaded {settings.checkpoint}: that run stopped at its time budget after epoch {start_epoch} "
+                  "(delete the file to train afresh)")
+        else:
+            print(f"resumed from {settings.checkpoint} after epoch {start_epoch}")
 
     columns = data if isinstance(data, tuple) else (data,)
     size = len(columns[0])
@@ -303,12 +307,13 @@ def fit(
     columns = tuple(column.to(device) for column in columns)
     batches = math.ceil(size / settings.batch_size)
     step = start_epoch * batches
-    remaining = max(settings.epochs - start_epoch, 0)
+    last_epoch = start_epoch if history.stopped_by_budget else settings.epochs  # a budget-stopped run is finished
+    remaining = max(last_epoch - start_epoch, 0)
     started = time.time()
     bar = tqdm(total=remaining * batches, disable=not settings.progress or remaining == 0, desc="training")
     autocast = torch.autocast("cuda", dtype=torch.float16) if settings.amp else nullcontext()
     model.train()
-    for epoch in range(start_epoch, settings.epochs):
+    for epoch in range(start_epoch, last_epoch):
         epoch_start = time.time()
         if on_epoch is not None:
             on_epoch(epoch)
@@ -336,6 +341,8 @@ def fit(
         means = sums.means(size)  # the epoch's one read-back
         history.record(means, time.time() - epoch_start)
         bar.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.2f}")
+        # the budget's verdict is saved with the epoch, so running the same call again loads the run as it ended
+        history.stopped_by_budget = settings.time_budget_s is not None and time.time() - started > settings.time_budget_s
         if settings.checkpoint is not None:
             save_checkpoint(
                 settings.checkpoint,
@@ -348,8 +355,7 @@ def fit(
                     "rng": rng_state(),
                 },
             )
-        if settings.time_budget_s is not None and time.time() - started > settings.time_budget_s:
-            history.stopped_by_budget = True
+        if history.stopped_by_budget:
             print(f"stopped after epoch {epoch + 1}: time budget of {settings.time_budget_s:.0f} s reached")
             break
     bar.close()
