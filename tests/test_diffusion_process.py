@@ -342,3 +342,19 @@ def test_ddpm_training_through_fit_with_ema_and_sampling_from_the_average():
     from_ema = sampler.sample(ema.model, x_T)
     torch.testing.assert_close(from_ema, sampler.sample(ema.model, x_T))  # eta = 0: same noise, same images
     assert not torch.allclose(from_ema, sampler.sample(net, x_T))
+
+
+def test_held_out_loss_uses_the_same_draws_for_every_model():
+    from dgm.diffusion.process import GaussianDiffusion
+    from dgm.diffusion.schedules import linear_schedule
+
+    process = GaussianDiffusion(linear_schedule(100))
+    x0 = torch.rand(64, 3) * 2 - 1
+    zero = process.held_out_loss(lambda x, t: torch.zeros_like(x), x0, seed=3)
+    assert zero == process.held_out_loss(lambda x, t: torch.zeros_like(x), x0, seed=3)  # reproducible
+    generator = torch.Generator().manual_seed(3)
+    torch.randint(1, 101, (64,), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    assert abs(zero - noise.pow(2).mean().item()) < 1e-6  # the zero model's loss is the mean square of the drawn noise
+    exact = process.held_out_loss(lambda x, t: process.eps_from_x0(x, t, x0), x0, seed=3)  # knows x0: recovers the noise
+    assert exact < 1e-8 < zero

@@ -200,6 +200,18 @@ class GaussianDiffusion:
         mse = (target - output).pow(2).reshape(len(x0), -1).mean(1)  # (B,)
         return {"loss": mse.mean(), "mse": mse.detach(), "t": t}
 
+    @torch.no_grad()
+    def held_out_loss(self, model: Model, x0: Tensor, seed: int = 0) -> float:
+        r"""The simple loss of ``model`` on ``x0`` with $t$ and $\varepsilon$ drawn from ``seed``: the same draws for every model.
+
+        For comparing weights on held-out data, e.g. an EMA against the raw weights it averages: in a short run
+        the EMA still carries the early weights and can be the worse of the two.
+        """
+        generator = torch.Generator(x0.device).manual_seed(seed)
+        t = torch.randint(1, self.T + 1, (len(x0),), generator=generator, device=x0.device)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        return self.loss(model, x0, t=t, noise=noise)["loss"].item()
+
     # --- the reverse process and the ELBO ------------------------------------------------------------
 
     def sigma_squared(self, t: int | Tensor, x: Tensor, variance: Variance) -> Tensor:
