@@ -57,7 +57,7 @@ class GANSettings:
     discriminator_hidden: tuple[int, ...] = (128, 128)
     objective: Objective = "non_saturating"
     pack: int = 1
-    gradient_penalty: float = 0.0  # λ of WGAN-GP; 10 in Gulrajani et al.
+    gradient_penalty: float = 0.0  # λ of WGAN-GP; 10 in Gulrajani et al. (0.1 in their toy experiments)
     output: Literal["identity", "sigmoid"] = "identity"  # the generator's last activation
     # The data's spread: both networks work on x / scale (the generator's output is multiplied by it, the
     # discriminator's input divided by it), as Gulrajani et al.'s toy code divides the 25-Gaussian grid by
