@@ -111,3 +111,20 @@ def test_the_best_denoiser_refuses_the_prior_variance(vdm):
     p = vdm
     refused(p["best_error"], 2, p["s2"] / p["plus"](1, p["snr_t"]))  # s² missing beside the SNR
     refused(p["denoiser"], 2, sp.log(p["normal"](p["x"], p["best_x"], p["s2"])))  # the prior's variance
+
+
+def test_exercise_keys_agree_with_the_page(vdm):
+    from dgm.derivations.exercises import EXERCISES
+
+    v, s2, t, error_at_snr = vdm["v"], vdm["s2"], vdm["t"], vdm["error_at_snr"]
+    # ex-vdm-noise-error: the noise prediction's error is SNR times the best denoiser's error ẽ(v) of the page
+    key = EXERCISES["ex-vdm-noise-error"]
+    s2_key, v_key = key.symbols
+    assert sp.simplify(key.expected.subs({s2_key: s2, v_key: v}) - v * error_at_snr(v)) == 0
+    # ex-vdm-best-schedule: with the key's SNR(t), the mean of one draw −½ SNR′ ẽ(SNR) does not depend on t
+    key = EXERCISES["ex-vdm-best-schedule"]
+    t_key, s2_key, max_key, min_key = key.symbols
+    snr = key.expected.subs({t_key: t, s2_key: s2})
+    weight = -sp.diff(snr, t) * error_at_snr(snr) / 2
+    assert sp.simplify(sp.diff(weight, t)) == 0
+    assert sp.simplify(snr.subs(t, 0) - max_key) == 0 and sp.simplify(snr.subs(t, 1) - min_key) == 0

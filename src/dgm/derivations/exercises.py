@@ -64,6 +64,8 @@ _n = sp.Symbol("n", positive=True)
 _s1 = sp.Symbol("s1", positive=True)
 _delta = sp.Symbol("delta", positive=True)
 _j11, _j12, _j21, _j22 = sp.symbols("j11 j12 j21 j22", real=True)
+_b = sp.Symbol("b", real=True)
+_l1, _l2 = sp.Symbol("l1", positive=True), sp.Symbol("l2", positive=True)
 
 EXERCISES: dict[str, Exercise | SetExercise] = {
     # book/pgm.md
@@ -83,6 +85,10 @@ EXERCISES: dict[str, Exercise | SetExercise] = {
     "ex-vi-posterior-variance": Exercise(_s2 / (_w**2 + _s2), (_w, _s2)),
     "ex-vi-score-variance": Exercise(_mu**2 / _sigma**2 + 2, (_mu, _sigma)),
     "ex-vi-mean-field": Exercise(1 / _L11, (_L11,)),
+    "ex-vi-log-rate": Exercise(-sp.log(2 * sp.pi) / 2 - (1 + _theta**2) / 2, (_theta,)),
+    "ex-vi-grad-s2": Exercise(
+        -1 / (2 * _s2) + ((_x - _w * _m - _b) ** 2 + _w**2 * _v) / (2 * _s2**2), (_x, _w, _b, _s2, _m, _v)
+    ),
     # book/vae.md
     "ex-vae-gaussian-nll": Exercise((_x - _m) ** 2 / (2 * _v) + sp.log(2 * sp.pi * _v) / 2, (_x, _m, _v), (_m,)),
     "ex-vae-bernoulli-logit": Exercise(
@@ -94,6 +100,10 @@ EXERCISES: dict[str, Exercise | SetExercise] = {
     # book/beta_vae.md
     "ex-beta-encoder": Exercise(1 / (1 + _beta * _s2), (_beta, _s2)),
     "ex-beta-tc": Exercise(-sp.log(1 - _rho**2) / 2, (_rho,), domain={_rho: (-1, 1)}),
+    "ex-beta-tempered-variance": Exercise(_beta * _s2 / (_beta * _s2 + _w**2), (_beta, _s2, _w)),
+    "ex-beta-two-atoms": Exercise(
+        _l1 ** (1 / _beta) / (_l1 ** (1 / _beta) + _l2 ** (1 / _beta)), (_beta, _l1, _l2), domain={_beta: (0.1, 10)}
+    ),
     # book/hvae.md
     "ex-hvae-v2": Exercise(_s1 / (_a**2 + _s1), (_a, _s1)),
     "ex-hvae-cost": Exercise(-sp.log(1 + _a**2 / _s1) / 2, (_a, _s1)),
@@ -155,6 +165,19 @@ EXERCISES: dict[str, Exercise | SetExercise] = {
         ),
         "ex-ddim-gaussian-ode": Exercise(sbar * x / (s2 + sbar**2), (x, sbar, s2)),
     })(*sp.symbols("eta a a_prev s2 sbar", positive=True), *sp.symbols("x e", real=True)),
+    # book/vdm.md
+    **(lambda vs, vt, t, snr_max, snr_min, snr_s, snr_u, snr_t, e_u, e_t, s2, v, x: {
+        "ex-vdm-variance-exploding": Exercise((1 / vs - 1 / vt) / 2, (vs, vt)),
+        "ex-vdm-cosine-weight": Exercise(2 * sp.pi / sp.sin(sp.pi * t), (t,), domain={t: (0, 1)}),
+        "ex-vdm-zero-denoiser": Exercise((snr_max - snr_min) * x**2 / 2, (x, snr_max, snr_min)),
+        "ex-vdm-more-steps": Exercise((snr_s - snr_u) * (e_t - e_u) / 2, (snr_s, snr_u, snr_t, e_u, e_t)),
+        "ex-vdm-noise-error": Exercise(s2 * v / (1 + s2 * v), (s2, v)),
+        "ex-vdm-best-schedule": Exercise(
+            ((1 + s2 * snr_max) ** (1 - t) * (1 + s2 * snr_min) ** t - 1) / s2,
+            (t, s2, snr_max, snr_min),
+            domain={t: (0, 1), snr_max: (10, 1000), snr_min: (0.001, 1)},
+        ),
+    })(*sp.symbols("vs vt t snr_max snr_min snr_s snr_u snr_t e_u e_t s2 v", positive=True), sp.Symbol("x", real=True)),
 }
 
 
