@@ -39,6 +39,14 @@ def _check_start(process: GaussianDiffusion, x: Tensor, name: str) -> None:
         raise ValueError(f"{name} is on {x.device} but the schedule on {process.schedule.device}; use process.to(device)")
 
 
+def _check_jump(process: GaussianDiffusion, t: int, t_prev: int, x_t: Tensor, sampler: str) -> None:
+    r"""Fail early, with a message, on a jump $t \to t_{\text{prev}}$ that leaves $0..T$ or does not go down."""
+    process.check_t(t, x_t, low=1)
+    process.check_t(t_prev, x_t)
+    if t_prev >= t:
+        raise ValueError(f"a {sampler} step goes down: need t_prev < t, got t={t}, t_prev={t_prev}")
+
+
 def _chain_result(x: Tensor, chain: list[Tensor] | None) -> Tensor | tuple[Tensor, Tensor]:
     return x if chain is None else (x, torch.stack(chain))  # chain: (K, B, ...)
 
@@ -154,10 +162,7 @@ class DDIMSampler:
         ``noise`` $z \sim \mathcal N(0, I)$ is needed when $\eta > 0$.
         """
         process = self.process
-        process.check_t(t, x_t, low=1)
-        process.check_t(t_prev, x_t)
-        if t_prev >= t:
-            raise ValueError(f"a DDIM step goes down: need t_prev < t, got t={t}, t_prev={t_prev}")
+        _check_jump(process, t, t_prev, x_t, "DDIM")
         eps, x0 = process.predict(model_output, x_t, t, self.clip)
         alpha_bar_prev = at(process.schedule.alpha_bar, t_prev, x_t)
         sigma = self.sigma(t, t_prev, x_t)
@@ -255,10 +260,7 @@ class DPMSolverSampler:
         step): with it the step is second-order, without it (and always into $t_{\text{prev}} = 0$) first-order.
         """
         process = self.process
-        process.check_t(t, x_t, low=1)
-        process.check_t(t_prev, x_t)
-        if t_prev >= t:
-            raise ValueError(f"a DPM-Solver step goes down: need t_prev < t, got t={t}, t_prev={t_prev}")
+        _check_jump(process, t, t_prev, x_t, "DPM-Solver")
         _, x0 = process.predict(model_output, x_t, t, self.clip)
         alpha_bar, alpha_bar_prev = at(process.schedule.alpha_bar, t, x_t), at(process.schedule.alpha_bar, t_prev, x_t)
         # $h = \lambda_{t_{\text{prev}}} - \lambda_t > 0$, the step in half log-SNR
