@@ -123,3 +123,14 @@ def test_a_table_that_does_not_sum_to_one_is_refused():
         discrete("q", (y, u), {(0, 0): r, (0, 1): s, (1, 0): 1 - r**2 - s, (1, 1): 0})
     with pytest.raises(ValueError, match="sum to 1"):
         discrete("q", u, {0: (1 - y) * r + y * s, 1: (1 - y) * (1 - r) + y * (1 + s)}, given=y)
+
+
+def test_a_named_square_raised_to_a_power_is_valid_tex():
+    """σ_t² named as one symbol and squared prints {\\sigma_t^2}^{2}, not the double exponent MathJax refuses."""
+    import sympy as sp
+
+    from dgm.derivations.notation import Named
+
+    variance = Named(r"\sigma_t^2", sp.Symbol("v", positive=True))
+    assert sp.latex(variance**2) == r"{\sigma_t^2}^{2}"
+    assert sp.latex(Named(r"\mathrm{ELBO}(q)", sp.Symbol("e"))) == r"\mathrm{ELBO}(q)"  # no superscript: as written

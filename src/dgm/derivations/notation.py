@@ -280,7 +280,8 @@ class Named(Notation):
         return self.definition.is_real
 
     def _latex(self, printer: LatexPrinter) -> str:
-        return self.name
+        # a name with its own superscript (\sigma_t^2) goes in braces, so that a power of it is valid TeX
+        return "{" + self.name + "}" if "^" in self.name and not self.name.startswith("{") else self.name
 
 
 class Grad(Notation):
