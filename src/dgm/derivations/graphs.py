@@ -58,6 +58,13 @@ class _JointTable:
                 raise ValueError(f"{', '.join(sorted(shared))} appears on two sides of the statement; the sets must be disjoint")
         return groups
 
+    @staticmethod
+    def _graph(graph: nx.Graph, edges: Iterable[tuple[str, str]], nodes: Iterable[str]) -> nx.Graph:
+        """``graph`` (empty, directed or not) with ``nodes`` and the nodes and edges that ``edges`` name."""
+        graph.add_nodes_from(nodes)
+        graph.add_edges_from(edges)
+        return graph
+
     def joint(self, exact: bool = False) -> np.ndarray:
         """The joint table, one axis per node in :attr:`order`.
 
@@ -118,9 +125,7 @@ class BayesNet(_JointTable):
     """
 
     def __init__(self, edges: Iterable[tuple[str, str]], nodes: Iterable[str] = (), seed: int = 0) -> None:
-        self.graph = nx.DiGraph()
-        self.graph.add_nodes_from(nodes)
-        self.graph.add_edges_from(edges)
+        self.graph = self._graph(nx.DiGraph(), edges, nodes)
         if not nx.is_directed_acyclic_graph(self.graph):
             raise ValueError(f"a Bayesian network needs an acyclic graph; {list(nx.find_cycle(self.graph))} is a cycle")
         self.order: list[str] = list(nx.topological_sort(self.graph))
@@ -177,9 +182,7 @@ class MarkovNet(_JointTable):
     """
 
     def __init__(self, edges: Iterable[tuple[str, str]], nodes: Iterable[str] = (), seed: int = 0) -> None:
-        self.graph = nx.Graph()
-        self.graph.add_nodes_from(nodes)
-        self.graph.add_edges_from(edges)
+        self.graph = self._graph(nx.Graph(), edges, nodes)
         if nx.number_of_selfloops(self.graph):
             raise ValueError(f"a Markov network has no self-loops; {list(nx.selfloop_edges(self.graph))} are")
         self.order: list[str] = sorted(self.graph.nodes)
