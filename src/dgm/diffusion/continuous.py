@@ -15,18 +15,42 @@ and $-\tfrac12 \mathrm{SNR}'(t) \lVert x - \hat x_\theta(z_t; \lambda)\rVert^2$
 with $\gamma = -\lambda$ (ε-form). The model is passed in and called as
 ``model(z_t, log_snr)``: fed the log-SNR rather than $t$, a trained model
 serves every schedule with the same ends.
+
+A DDPM network trained at the integer steps $k = 1, \dots, T$ of a
+:class:`~dgm.diffusion.schedules.Schedule` is such a model too: its input
+$x_k = \sqrt{\bar\alpha_k}\,x_0 + \sqrt{1 - \bar\alpha_k}\,\varepsilon$ *is*
+$z_t$ at the log-SNR $\lambda_k = \log(\bar\alpha_k/(1 - \bar\alpha_k))$, so
+:func:`step_at_log_snr` turns a log-SNR in the trained range into a fractional
+step (interpolating $\lambda_k$ linearly between steps) and
+:func:`ddpm_model` feeds the network that step. :class:`DiscreteLogSNR` is the
+DDPM schedule itself in continuous time, the fractional step $1 + (T - 1)t$.
+:func:`estimate` summarises the draws of the loss (mean, standard error,
+variance of one draw, bits per dimension).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal, NamedTuple, Protocol
 
 import torch
 from torch import Tensor
 
+from dgm.diffusion.schedules import Schedule
+
 Model = Callable[[Tensor, Tensor], Tensor]
+
+
+class ContinuousSchedule(Protocol):
+    r"""What :func:`continuous_loss` needs of a schedule on $t \in [0, 1]$: $\lambda(t)$, $\mathrm{SNR}'(t)$ and $\gamma'(t)$, each the shape of ``t``."""
+
+    def log_snr(self, t: Tensor) -> Tensor: ...
+
+    def snr_derivative(self, t: Tensor) -> Tensor: ...
+
+    def gamma_derivative(self, t: Tensor) -> Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -96,7 +120,7 @@ def q_sample(x: Tensor, log_snr: Tensor, noise: Tensor) -> Tensor:
 def continuous_loss(
     model: Model,
     x: Tensor,
-    schedule: LogSNRSchedule,
+    schedule: ContinuousSchedule,
     prediction: Literal["x", "epsilon"] = "epsilon",
     t: Tensor | None = None,
     noise: Tensor | None = None,
@@ -129,3 +153,133 @@ def continuous_loss(
         # $\tfrac12 \gamma'(t)\,\lVert \varepsilon - \hat\varepsilon_\theta(z_t; \lambda)\rVert^2$ (book/vdm.md, eq. {eq}`vdm-eps-form`)
         per_example = 0.5 * schedule.gamma_derivative(t) * (noise - output).pow(2).reshape(len(x), -1).sum(1)
     return {"loss": per_example.mean(), "per_example": per_example, "t": t}
+
+
+# --- a DDPM network as a model of the log-SNR ----------------------------------------------------------
+
+
+def ddpm_log_snr(schedule: Schedule) -> Tensor:
+    r"""$\lambda_k = \log\frac{\bar\alpha_k}{1 - \bar\alpha_k}$ for the steps $k = 1, \dots, T$: ``(T,)`` float64, falling.
+
+    The DDPM marginal $q(x_k \mid x_0) = \mathcal N(\sqrt{\bar\alpha_k}x_0, (1 - \bar\alpha_k)I)$ is the
+    variance-preserving $q(z_t \mid x)$ with $a_t^2 = \bar\alpha_k$ (book/vdm.md, eq. {eq}`vdm-vp-by-snr`).
+    """
+    alpha_bar = schedule.alpha_bar[1:].to(torch.float64)  # (T,): entry 0 is the data, SNR = ∞
+    # $\lambda_k = \log\bar\alpha_k - \log(1 - \bar\alpha_k)$
+    table = alpha_bar.log() - torch.log1p(-alpha_bar)
+    if not bool((table[1:] < table[:-1]).all()):
+        raise ValueError("the schedule's SNR must fall from step to step (every beta_t > 0 and alpha_bar_t < 1)")
+    return table
+
+
+def _in_range(values: Tensor, low: float, high: float, what: str) -> None:
+    slack = 1e-6 * max(1.0, abs(low), abs(high))  # float32 rounding at the ends
+    if values.device.type == "cpu" and values.numel() and (float(values.min()) < low - slack or float(values.max()) > high + slack):
+        raise ValueError(f"{what} must lie in [{low:.6g}, {high:.6g}], got values in [{float(values.min()):.6g}, {float(values.max()):.6g}]")
+
+
+def step_at_log_snr(log_snr: Tensor, schedule: Schedule) -> Tensor:
+    r"""The fractional DDPM step $k \in [1, T]$ at which the schedule's log-SNR is ``log_snr``; the shape of ``log_snr``, float64.
+
+    Between two steps the log-SNR is interpolated linearly, so an integer step's own
+    $\lambda_k$ gives back $k$. A log-SNR outside $[\lambda_T, \lambda_1]$, a noise level the
+    network never saw, is a ``ValueError``.
+    """
+    table = ddpm_log_snr(schedule).to(log_snr.device)
+    T = len(table)
+    _in_range(log_snr, float(table[-1]), float(table[0]), "log_snr (the trained range, lambda_T to lambda_1)")
+    rising = table.flip(0)  # (T,) increasing: rising[j] = λ_{T−j}
+    value = log_snr.to(torch.float64).clamp(float(rising[0]), float(rising[-1]))
+    j = torch.searchsorted(rising, value.contiguous()).clamp(1, T - 1)  # rising[j − 1] <= λ <= rising[j]
+    low, high = rising[j - 1], rising[j]
+    # λ between λ_{T−j+1} (= low) and λ_{T−j} (= high): the step falls from T − j + 1 to T − j
+    return (T - j + 1) - (value - low) / (high - low)
+
+
+def ddpm_model(eps_model: Callable[[Tensor, Tensor], Tensor], schedule: Schedule) -> Model:
+    r"""``model(z_t, log_snr)`` from a DDPM network ``eps_model(x_t, k)`` trained at the steps of ``schedule``.
+
+    The network is fed the fractional step :func:`step_at_log_snr` (in ``z_t``'s dtype), so it
+    serves every continuous schedule whose log-SNR stays in the trained range $[\lambda_T, \lambda_1]$.
+    """
+
+    def model(z_t: Tensor, log_snr: Tensor) -> Tensor:
+        return eps_model(z_t, step_at_log_snr(log_snr, schedule).to(z_t.dtype))
+
+    return model
+
+
+@dataclass(frozen=True, eq=False)
+class DiscreteLogSNR:
+    r"""A DDPM schedule in continuous time: $t \in [0, 1]$ is the fractional step $k = 1 + (T - 1)t$.
+
+    $\lambda(t)$ interpolates the steps' $\lambda_k$ (:func:`ddpm_log_snr`) linearly, so it runs from
+    $\lambda_1$ at $t = 0$ to $\lambda_T$ at $t = 1$ and $\lambda'(t) = (T - 1)(\lambda_{k+1} - \lambda_k)$
+    is constant between steps. With :func:`ddpm_model` the network then sees exactly the steps it was
+    trained at, $t = (k - 1)/(T - 1)$. Build it with :meth:`from_schedule`.
+    """
+
+    table: Tensor  # (T,) float64: λ_1, …, λ_T
+
+    @classmethod
+    def from_schedule(cls, schedule: Schedule) -> DiscreteLogSNR:
+        return cls(ddpm_log_snr(schedule).cpu())
+
+    @property
+    def log_snr_max(self) -> float:
+        return float(self.table[0])
+
+    @property
+    def log_snr_min(self) -> float:
+        return float(self.table[-1])
+
+    def _segment(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        _in_range(t, 0.0, 1.0, "t")
+        table = self.table.to(t.device)
+        position = (t.to(torch.float64) * (len(table) - 1)).clamp(0, len(table) - 1)  # k − 1, fractional
+        k = position.floor().long().clamp(max=len(table) - 2)  # the segment [k, k + 1] (0-based)
+        return position - k, table[k], table[k + 1]
+
+    def log_snr(self, t: Tensor) -> Tensor:
+        r"""$\lambda(t)$, the shape and dtype of ``t``."""
+        fraction, low, high = self._segment(t)
+        # $\lambda(t) = \lambda_k + (\text{position} - k)(\lambda_{k+1} - \lambda_k)$
+        return (low + fraction * (high - low)).to(t.dtype)
+
+    def log_snr_derivative(self, t: Tensor) -> Tensor:
+        r"""$\lambda'(t) = (T - 1)(\lambda_{k+1} - \lambda_k) < 0$ on the segment holding $t$."""
+        _, low, high = self._segment(t)
+        return ((len(self.table) - 1) * (high - low)).to(t.dtype)
+
+    def snr_derivative(self, t: Tensor) -> Tensor:
+        r"""$\mathrm{SNR}'(t) = \lambda'(t)\, e^{\lambda(t)}$."""
+        return self.log_snr_derivative(t) * self.log_snr(t).exp()
+
+    def gamma_derivative(self, t: Tensor) -> Tensor:
+        r"""$\gamma'(t) = -\lambda'(t)$ (book/vdm.md, eq. {eq}`vdm-eps-form`)."""
+        return -self.log_snr_derivative(t)
+
+
+class Estimate(NamedTuple):
+    r"""A Monte Carlo estimate of $\mathcal L_\infty$ from independent draws, in nats per example.
+
+    ``mean``; ``standard_error`` $= \text{std}/\sqrt n$; ``variance`` of one draw (the sample variance);
+    ``bits_per_dim`` the mean in bits per dimension, ``mean / (D log 2)``; ``n`` the number of draws.
+    """
+
+    mean: float
+    standard_error: float
+    variance: float
+    bits_per_dim: float
+    n: int
+
+
+def estimate(draws: Tensor, dims: int) -> Estimate:
+    """Summarise ``draws`` ``(n,)`` (e.g. :func:`continuous_loss`'s ``"per_example"``) of a loss over ``dims`` dimensions."""
+    if draws.dim() != 1 or len(draws) < 2:
+        raise ValueError(f"draws must be a 1-D tensor of at least 2 draws, got shape {tuple(draws.shape)}")
+    if dims < 1:
+        raise ValueError(f"dims must be positive, got {dims}")
+    draws = draws.detach().to(torch.float64)
+    mean, variance = draws.mean().item(), draws.var().item()
+    return Estimate(mean, math.sqrt(variance / len(draws)), variance, mean / (dims * math.log(2)), len(draws))
