@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -298,3 +299,106 @@ class _SelfAttention(nn.Module):
         q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).transpose(2, 3).unbind(1)  # each (B, HW, C)
         h = nn.functional.scaled_dot_product_attention(q, k, v)  # (B, HW, C)
         return x + self.out(h.transpose(1, 2).reshape(B, C, H, W))
+
+
+def _check_image_shape(image_shape: Sequence[int], channels: Sequence[int], who: str) -> tuple[int, int, int]:
+    """``(C, H, W)`` with positive sizes, ``H`` and ``W`` divisible by ``2^len(channels)``; else a ``ValueError``."""
+    shape = tuple(int(size) for size in image_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"{who}: image_shape must be (channels, height, width) with positive sizes, got {tuple(image_shape)}")
+    if not channels or min(channels) < 1:
+        raise ValueError(f"{who}: channels must be a non-empty list of positive widths, got {tuple(channels)}")
+    factor = 2 ** len(channels)
+    _, height, width = shape
+    if height % factor or width % factor:
+        raise ValueError(
+            f"{who}: {len(channels)} stride-2 layers halve the image {len(channels)} times, so height and width must be "
+            f"divisible by {factor}; got {height}×{width}. Use fewer channels entries (28×28 takes 2, 64×64 up to 6)"
+        )
+    return shape  # type: ignore[return-value]
+
+
+class ConvEncoder(nn.Module):
+    r"""A DCGAN-style convolutional encoder: images → a vector, e.g. the $(\mu, \log\sigma^2)$ of $q_\phi(z \mid x)$.
+
+    Each entry of ``channels`` is one 4×4 convolution with stride 2 and padding 1
+    (it halves height and width) followed by a ReLU; the last feature map is
+    flattened and goes through a ReLU layer of ``hidden`` units to ``out_features``
+    outputs (no activation). Defaults: 28×28 → 14×14 → 7×7 with ``channels=(32, 64)``;
+    for 64×64 dSprites, Higgins et al.'s β-VAE stack is ``channels=(32, 32, 64, 64)``
+    (64 → 32 → 16 → 8 → 4).
+
+    It takes images ``(B, C, H, W)`` or the same images flattened, ``(B, C·H·W)``,
+    as :class:`dgm.latent.vae.VAE` passes them. Shapes: → ``(B, out_features)``.
+    """
+
+    def __init__(
+        self, image_shape: Sequence[int], out_features: int, channels: Sequence[int] = (32, 64), hidden: int = 256
+    ) -> None:
+        super().__init__()
+        self.image_shape = _check_image_shape(image_shape, channels, "ConvEncoder")
+        if out_features < 1 or hidden < 1:
+            raise ValueError(f"ConvEncoder: out_features and hidden must be positive, got {out_features}, {hidden}")
+        in_channels, height, width = self.image_shape
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip([in_channels, *channels[:-1]], channels):
+            layers += [nn.Conv2d(fan_in, fan_out, 4, stride=2, padding=1), nn.ReLU()]  # (B, fan_out, H/2, W/2)
+        self.convs = nn.Sequential(*layers)
+        factor = 2 ** len(channels)
+        self.head = mlp([channels[-1] * (height // factor) * (width // factor), hidden, out_features])
+
+    def forward(self, x: Tensor) -> Tensor:
+        C, H, W = self.image_shape
+        if x.dim() == 2 and x.shape[1] == C * H * W:
+            x = x.view(-1, C, H, W)  # (B, C·H·W) → (B, C, H, W)
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"ConvEncoder expects images (B, {C}, {H}, {W}) or (B, {C * H * W}), got {tuple(x.shape)}")
+        h = self.convs(x)  # (B, channels[-1], H/2^n, W/2^n)
+        return self.head(h.flatten(1))  # (B, out_features)
+
+
+class ConvDecoder(nn.Module):
+    r"""The mirror of :class:`ConvEncoder`: a vector, e.g. a code $z$, → the parameters of $p_\theta(x \mid z)$ per pixel.
+
+    A ReLU layer of ``hidden`` units, then a linear map to a ``channels[0]`` ×
+    (H/2ⁿ) × (W/2ⁿ) feature map (n = ``len(channels)``); each entry of ``channels``
+    is then one 4×4 transposed convolution with stride 2 and padding 1 (it doubles
+    height and width), from that width to the next (the last one to the image's
+    channels, with no activation: logits or means). Defaults: 7×7×64 → 14×14×32 →
+    28×28; for 64×64, ``channels=(64, 64, 32, 32)`` mirrors the encoder.
+
+    Shapes: ``(..., in_features)`` → ``(..., C·H·W)``, flattened as
+    :class:`dgm.latent.vae.VAE` expects (any leading dimensions, e.g. ``(k, B, L)``
+    for the importance-weighted bound); :meth:`images` gives ``(..., C, H, W)``.
+    """
+
+    def __init__(
+        self, in_features: int, image_shape: Sequence[int], channels: Sequence[int] = (64, 32), hidden: int = 256
+    ) -> None:
+        super().__init__()
+        self.image_shape = _check_image_shape(image_shape, channels, "ConvDecoder")
+        if in_features < 1 or hidden < 1:
+            raise ValueError(f"ConvDecoder: in_features and hidden must be positive, got {in_features}, {hidden}")
+        self.in_features = in_features
+        out_channels, height, width = self.image_shape
+        factor = 2 ** len(channels)
+        self.start = (channels[0], height // factor, width // factor)  # the first feature map's shape
+        self.head = nn.Sequential(mlp([in_features, hidden, math.prod(self.start)]), nn.ReLU())
+        layers: list[nn.Module] = []
+        for index, (fan_in, fan_out) in enumerate(zip(channels, [*channels[1:], out_channels])):
+            layers.append(nn.ConvTranspose2d(fan_in, fan_out, 4, stride=2, padding=1))  # (B, fan_out, 2H', 2W')
+            if index < len(channels) - 1:
+                layers.append(nn.ReLU())
+        self.deconvs = nn.Sequential(*layers)
+
+    def images(self, z: Tensor) -> Tensor:
+        """``(..., in_features) → (..., C, H, W)``."""
+        if z.dim() < 1 or z.shape[-1] != self.in_features:
+            raise ValueError(f"ConvDecoder expects codes (..., {self.in_features}), got {tuple(z.shape)}")
+        leading = z.shape[:-1]
+        h = self.head(z.reshape(-1, self.in_features))  # (N, c·h·w), N = prod(leading)
+        h = self.deconvs(h.view(-1, *self.start))  # (N, C, H, W)
+        return h.view(*leading, *self.image_shape)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.images(z).flatten(-3)  # (..., C·H·W)

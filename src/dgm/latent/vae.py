@@ -13,7 +13,10 @@ returns its terms; nothing here steps an optimizer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -27,7 +30,7 @@ from dgm.distributions import (
     standard_normal_log_prob,
 )
 from dgm.latent.model import ELBOTerms, flatten_to, kl_per_dimension
-from dgm.networks import mlp
+from dgm.networks import ConvDecoder, ConvEncoder, mlp
 
 Likelihood = Literal["bernoulli", "gaussian"]
 
@@ -53,11 +56,15 @@ class VAE(nn.Module):
     prior $p(z) = \mathcal N(0, I)$, decoder $p_\theta(x \mid z)$ Bernoulli (logits) or
     Gaussian (mean, with a learned per-pixel variance)."""
 
-    def __init__(self, settings: VAESettings | None = None) -> None:
+    def __init__(
+        self, settings: VAESettings | None = None, *, encoder: nn.Module | None = None, decoder: nn.Module | None = None
+    ) -> None:
+        """``encoder`` ``(B, D) → (B, 2L)`` and ``decoder`` ``(..., L) → (..., D)`` replace the MLPs of ``settings.hidden``
+        when given (:class:`ConvVAE` passes convolutional ones)."""
         super().__init__()
         self.settings = settings = settings or VAESettings()
-        self.encoder = mlp([settings.data_dim, *settings.hidden, 2 * settings.latent_dim])
-        self.decoder = mlp([settings.latent_dim, *reversed(settings.hidden), settings.data_dim])
+        self.encoder = encoder or mlp([settings.data_dim, *settings.hidden, 2 * settings.latent_dim])
+        self.decoder = decoder or mlp([settings.latent_dim, *reversed(settings.hidden), settings.data_dim])
         if settings.likelihood == "gaussian":
             # $\log \sigma^2_i$ of the decoder, one per pixel, learned
             self.decoder_log_var = nn.Parameter(torch.full((settings.data_dim,), -4.0))
@@ -135,3 +142,121 @@ def vae_loss(model: VAE, x: Tensor) -> dict[str, Tensor]:
         "reconstruction": terms.reconstruction.mean().detach(),
         "kl": terms.kl.mean().detach(),
     }
+
+
+@dataclass
+class ConvVAESettings(VAESettings):
+    """A VAE with convolutional networks (:class:`dgm.networks.ConvEncoder`, :class:`dgm.networks.ConvDecoder`).
+
+    ``image_shape`` is ``(C, H, W)``; ``channels`` the encoder's widths, one stride-2
+    convolution each (the decoder mirrors them); ``hidden`` holds the one fully
+    connected layer between the feature map and the code. ``data_dim`` follows from
+    ``image_shape``. Defaults: 28×28 MNIST, 28 → 14 → 7. For 64×64 dSprites,
+    ``image_shape=(1, 64, 64), channels=(32, 32, 64, 64)`` (Higgins et al.'s β-VAE networks).
+    """
+
+    data_dim: int = field(init=False, default=0)
+    hidden: tuple[int, ...] = (256,)
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    channels: tuple[int, ...] = (32, 64)
+
+    def __post_init__(self) -> None:
+        if len(self.hidden) != 1:
+            raise ValueError(f"hidden must hold the width of the one fully connected layer, e.g. (256,), got {self.hidden}")
+        if len(self.image_shape) != 3:
+            raise ValueError(f"image_shape must be (channels, height, width), got {self.image_shape}")
+        self.data_dim = math.prod(self.image_shape)
+        super().__post_init__()
+
+
+class ConvVAE(VAE):
+    r"""The :class:`VAE` with a convolutional encoder and decoder; everything else (prior, likelihoods,
+    ELBO, importance weights, ``flatten``/``decode`` on flattened images) is the VAE's, so
+    :func:`vae_loss`, :func:`dgm.evaluation.likelihood.iwae_bound` and ``active_units`` work unchanged.
+
+    >>> ConvVAE(ConvVAESettings(latent_dim=10, image_shape=(1, 64, 64), channels=(32, 32, 64, 64)))  # doctest: +ELLIPSIS
+    ConvVAE(...)
+    """
+
+    settings: ConvVAESettings
+
+    def __init__(self, settings: ConvVAESettings | None = None) -> None:
+        settings = settings or ConvVAESettings()
+        if not isinstance(settings, ConvVAESettings):
+            raise TypeError(f"ConvVAE takes ConvVAESettings, got {type(settings).__name__}; VAESettings is for the MLP VAE")
+        (width,) = settings.hidden
+        encoder = ConvEncoder(settings.image_shape, 2 * settings.latent_dim, settings.channels, width)
+        decoder = ConvDecoder(settings.latent_dim, settings.image_shape, tuple(reversed(settings.channels)), width)
+        super().__init__(settings, encoder=encoder, decoder=decoder)
+
+
+def attribute_vector(codes: Tensor, has_attribute: Tensor) -> Tensor:
+    r"""The mean code of the examples with an attribute minus the mean code of those without (White, 2016's "smile vector").
+
+    $v = \frac{1}{|A|}\sum_{i \in A} \mu_\phi(x_i) - \frac{1}{|\bar A|}\sum_{i \notin A} \mu_\phi(x_i)$;
+    adding $\alpha v$ to a code and decoding is meant to add the attribute (more of it for larger $\alpha$).
+    Shapes: ``codes (N, L)``, ``has_attribute (N,)`` booleans (or 0/1) → ``(L,)``.
+    """
+    if codes.dim() != 2 or has_attribute.shape != (len(codes),):
+        raise ValueError(f"need codes (N, L) and has_attribute (N,), got {tuple(codes.shape)} and {tuple(has_attribute.shape)}")
+    has_attribute = has_attribute.to(codes.device).bool()
+    count = int(has_attribute.sum())
+    if count in (0, len(codes)):
+        raise ValueError(f"both groups must be non-empty: {count} of {len(codes)} examples have the attribute")
+    return codes[has_attribute].mean(0) - codes[~has_attribute].mean(0)
+
+
+class HeldOutELBO:
+    r"""The mean ELBO of held-out data after every epoch: pass it as :func:`dgm.training.fit`'s ``on_epoch``.
+
+    ``fit`` calls it before epoch ``e`` (from 0), that is after ``e`` finished epochs;
+    it records the mean one-sample ELBO (nats per example) of ``data`` for ``e ≥ 1``,
+    and :meth:`finish` records the last epoch after ``fit`` returns. Each evaluation
+    draws its codes from its own seeded generator state (``torch.random.fork_rng``),
+    so it leaves the training's random numbers as they were and two evaluations of
+    the same weights agree. With ``path`` the values are kept in a JSON file, so a
+    resumed run keeps the curve of the epochs before the interruption.
+    """
+
+    def __init__(
+        self, model: VAE, data: Tensor, *, batch_size: int = 500, seed: int = 0, path: Path | None = None
+    ) -> None:
+        if len(data) == 0:
+            raise ValueError("HeldOutELBO needs at least one held-out example")
+        self.model, self.data, self.batch_size, self.seed, self.path = model, data, batch_size, seed, path
+        self.values: dict[int, float] = {}
+        if path is not None and path.exists():
+            self.values = {int(epoch): value for epoch, value in json.loads(path.read_text()).items()}
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """The mean ELBO of the held-out data under the model's current weights, in nats."""
+        device = next(self.model.parameters()).device
+        was_training = self.model.training
+        self.model.eval()
+        total = 0.0
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            for start in range(0, len(self.data), self.batch_size):
+                total += float(self.model.elbo(self.data[start : start + self.batch_size].to(device)).elbo.sum())
+        self.model.train(was_training)
+        return total / len(self.data)
+
+    def __call__(self, epoch: int) -> None:
+        if epoch >= 1:
+            self.record(epoch)
+
+    def record(self, epoch: int) -> None:
+        """Evaluate now and store the value as the one after ``epoch`` epochs."""
+        self.values[epoch] = self.evaluate()
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.values))
+
+    def finish(self, epochs: int) -> list[float]:
+        """Record epoch ``epochs`` (the last one ``fit`` ran) and return the values of epochs ``1..epochs``, in order.
+
+        An epoch without a value (trained in a session that kept no ``path``) is ``nan``.
+        """
+        self.record(epochs)
+        return [self.values.get(epoch, float("nan")) for epoch in range(1, epochs + 1)]
