@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dgm.adversarial.augment import AugmentSettings
 from dgm.adversarial.gan import (
     GAN,
     AdversarialSettings,
@@ -225,3 +226,89 @@ def test_noise_is_drawn_on_the_models_device():
     assert gan.sample(4).device.type == "meta"
     assert gradient_penalty(gan, torch.zeros(4, 2, device="meta"), torch.zeros(4, 2, device="meta")).device.type == "meta"
     assert torch.equal(torch.get_rng_state(), cpu_state)
+
+
+# DiffAugment (dgm.adversarial.augment): T on every batch the discriminator sees, in both players' losses
+
+
+def tiny_image_gan() -> GAN:
+    return GAN(GANSettings(data_shape=(1, 8, 8), latent_dim=4, generator_hidden=(16,), discriminator_hidden=(16,)))
+
+
+def test_augmentation_is_applied_to_reals_and_to_fakes_in_both_losses(monkeypatch):
+    import dgm.adversarial.gan as gan_module
+
+    data = torch.rand(50, 1, 8, 8) + 10.0  # reals are told from fakes by their values
+    calls = []
+    original = gan_module.diff_augment
+
+    def spy(x, settings, generator):
+        calls.append(("real" if bool((x > 5).all()) else "fake", x.requires_grad))
+        return original(x, settings, generator)
+
+    monkeypatch.setattr(gan_module, "diff_augment", spy)
+    torch.manual_seed(0)
+    train_gan(tiny_image_gan(), data, AdversarialSettings(steps=3, batch_size=10, critic_steps=2, progress=False))
+    assert calls == []  # off by default
+    train_gan(tiny_image_gan(), data, AdversarialSettings(steps=3, batch_size=10, critic_steps=2, progress=False,
+                                                          augment=AugmentSettings()))
+    # per step: two critic steps on (real, detached fake), then the generator's fake, through which gradients flow
+    assert calls == ([("real", False), ("fake", False)] * 2 + [("fake", True)]) * 3
+
+
+def test_an_augmentation_that_erases_everything_leaves_the_generator_nothing_to_learn(monkeypatch):
+    # T(x) = 0·x on every batch: the discriminator sees zeros for reals and fakes alike and the generator gets a zero
+    # gradient, so Adam leaves it exactly where it was. Augmenting the reals alone (or not the generator's fakes)
+    # would hand the generator a gradient and this test would fail.
+    import dgm.adversarial.gan as gan_module
+
+    monkeypatch.setattr(gan_module, "diff_augment", lambda x, settings, generator: 0 * x)
+    torch.manual_seed(0)
+    gan = tiny_image_gan()
+    before = {name: weight.clone() for name, weight in gan.generator.state_dict().items()}
+    history = train_gan(gan, torch.rand(50, 1, 8, 8), AdversarialSettings(steps=20, batch_size=10, log_every=5, progress=False,
+                                                                          augment=AugmentSettings()))
+    for name, weight in gan.generator.state_dict().items():
+        assert torch.equal(weight, before[name]), name
+    # equal logits c on reals and fakes: the loss softplus(-c) + softplus(c) >= log 4, its JS estimate <= 0
+    assert max(history.terms["js"]) <= 1e-7
+
+
+def test_augmented_training_differs_from_plain_and_is_reproducible():
+    data = torch.rand(50, 1, 8, 8)
+
+    def trained(augment):
+        torch.manual_seed(0)
+        gan = tiny_image_gan()
+        train_gan(gan, data, AdversarialSettings(steps=10, batch_size=10, seed=2, progress=False, augment=augment))
+        return gan.state_dict()
+
+    plain, augmented, again = trained(None), trained(AugmentSettings()), trained(AugmentSettings())
+    assert all(torch.equal(augmented[name], again[name]) for name in plain)
+    assert not all(torch.equal(augmented[name], plain[name]) for name in plain)
+
+
+def test_an_augmented_run_resumes_exactly(tmp_path):
+    data = torch.rand(60, 1, 8, 8)
+    settings = AdversarialSettings(steps=12, batch_size=10, checkpoint_every=4, progress=False, augment=AugmentSettings())
+
+    def fresh() -> GAN:
+        torch.manual_seed(1)
+        return tiny_image_gan()
+
+    straight = fresh()
+    train_gan(straight, data, settings)
+    checkpoint = tmp_path / "gan.pt"
+    train_gan(fresh(), data, replace(settings, steps=8, checkpoint=checkpoint))  # stopped at step 8, as if killed
+    resumed = fresh()
+    train_gan(resumed, data, replace(settings, checkpoint=checkpoint))
+    for name, weight in straight.state_dict().items():
+        assert torch.equal(weight, resumed.state_dict()[name]), name
+
+
+def test_augmentation_needs_images():
+    with pytest.raises(ValueError, match="image data"):
+        train_gan(GAN(GANSettings()), torch.randn(20, 2), AdversarialSettings(steps=1, batch_size=4, progress=False,
+                                                                               augment=AugmentSettings()))
+    with pytest.raises(ValueError, match="AugmentSettings"):
+        AdversarialSettings(augment="color,translation")

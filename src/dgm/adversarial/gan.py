@@ -18,6 +18,10 @@ and $-\log(1 - D) = \operatorname{softplus}(h)$ never take the log of a rounded 
   ``gradient_penalty > 0`` it is WGAN-GP (Gulrajani et al., 2017).
 * ``pack = k`` makes the discriminator judge $k$ samples at once, all real
   or all fake (PacGAN (Lin et al., 2018)).
+* ``AdversarialSettings.augment`` passes every image the discriminator sees —
+  the reals, and the fakes in both players' losses — through the same kind of
+  random differentiable transformation (DiffAugment (Zhao et al., 2020),
+  :mod:`dgm.adversarial.augment`), the remedy when the training set is small.
 
 The training loop :func:`train_gan` writes the alternating updates out: the
 discriminator's steps on detached fakes, each followed by its own optimizer
@@ -35,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dgm.adversarial.augment import AugmentSettings, diff_augment
 from dgm.distributions import density_ratio_loss
 from dgm.networks import mlp
 from dgm.training import History, StepRun, StepSettings, adam
@@ -171,6 +176,8 @@ class AdversarialSettings(StepSettings):
 
     Adam with ``betas=(0.5, 0.9)`` and ``critic_steps=5`` are WGAN-GP's choices;
     the standard GAN uses one discriminator step per generator step.
+    ``augment`` (default off) turns on DiffAugment for image data ``(C, H, W)``:
+    its transformations are drawn from a generator of their own, seeded with ``seed``.
     """
 
     steps: int = 5000
@@ -179,6 +186,7 @@ class AdversarialSettings(StepSettings):
     critic_steps: int = 1
     lr_schedule: Literal["constant", "linear"] = "constant"  # "linear": from lr down to 0 at the last step
     checkpoint_every: int = 1000
+    augment: AugmentSettings | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -186,6 +194,8 @@ class AdversarialSettings(StepSettings):
             raise ValueError(f"critic_steps must be positive, got {self.critic_steps}")
         if self.lr_schedule not in ("constant", "linear"):
             raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
+        if self.augment is not None and not isinstance(self.augment, AugmentSettings):
+            raise ValueError(f"augment must be an AugmentSettings or None, got {self.augment!r}")
 
     def learning_rate(self, step: int) -> float:
         """Both networks' rate at ``step`` (from 0): ``lr``, or with ``"linear"`` ``lr · (1 − step / steps)``.
@@ -233,6 +243,8 @@ def train_gan(gan: GAN, data: DataSource, settings: AdversarialSettings, *, call
     """
     if settings.batch_size % gan.settings.pack:
         raise ValueError(f"batch_size {settings.batch_size} must be a multiple of pack {gan.settings.pack}")
+    if settings.augment is not None and len(gan.settings.data_shape) != 3:
+        raise ValueError(f"augment needs image data (C, H, W), but the GAN's data_shape is {gan.settings.data_shape}")
     objective, penalty_weight = gan.settings.objective, gan.settings.gradient_penalty
     d_opt = adam(gan.discriminator, settings.lr, betas=settings.betas)
     g_opt = adam(gan.generator, settings.lr, betas=settings.betas)
@@ -241,6 +253,16 @@ def train_gan(gan: GAN, data: DataSource, settings: AdversarialSettings, *, call
     device, n = gan.device, settings.batch_size
     if not callable(data):
         data = data.to(device)  # once, as fit does: minibatches are then drawn where the model is
+    augment_rng = None
+    if settings.augment is not None:  # its own generator, so the global random stream is the one of a run without it
+        augment_rng = torch.Generator(device=device).manual_seed(settings.seed)
+        if "augment_rng" in run.extra:  # resumed: where the interrupted run's augmentations had got to
+            augment_rng.set_state(run.extra["augment_rng"])
+
+    def augment(x: Tensor) -> Tensor:
+        """$T(x)$: the same kind of random transformation for every batch the discriminator sees (or none)."""
+        return x if settings.augment is None else diff_augment(x, settings.augment, augment_rng)
+
     gan.train()
     for step in range(run.start, settings.steps):
         for group in (*d_opt.param_groups, *g_opt.param_groups):
@@ -251,18 +273,20 @@ def train_gan(gan: GAN, data: DataSource, settings: AdversarialSettings, *, call
             real = _draw(data, n, device)
             with torch.no_grad():
                 fake = gan.sample(n)
+            real, fake = augment(real), augment(fake)  # DiffAugment: T on the reals *and* on the fakes
             terms = discriminator_loss(gan.logits(real), gan.logits(fake), objective)
             d_loss = terms["loss"]
             if penalty_weight > 0:
-                penalty = gradient_penalty(gan, real, fake)
+                penalty = gradient_penalty(gan, real, fake)  # at interpolates of what the critic sees
                 d_loss = d_loss + penalty_weight * penalty
                 terms["penalty"] = penalty.detach()
             d_opt.zero_grad(set_to_none=True)
             d_loss.backward()
             d_opt.step()
-        # 2. the generator: a fresh batch of fakes through the (frozen) discriminator, its own backward and step
+        # 2. the generator: a fresh batch of fakes through T (differentiable) and the (frozen) discriminator,
+        #    its own backward and step
         gan.discriminator.requires_grad_(False)
-        g_loss = generator_loss(gan.logits(gan.sample(n)), objective)["loss"]
+        g_loss = generator_loss(gan.logits(augment(gan.sample(n))), objective)["loss"]
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()
@@ -273,6 +297,8 @@ def train_gan(gan: GAN, data: DataSource, settings: AdversarialSettings, *, call
             gan.eval()
             run.history.annotate(callback(done, gan) or {})
             gan.train()
+        if augment_rng is not None and settings.checkpoint is not None:
+            run.extra["augment_rng"] = augment_rng.get_state()  # saved with the checkpoint, for an exact resume
         if run.stop(done):
             break
     gan.discriminator.requires_grad_(True)
