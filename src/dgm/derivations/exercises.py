@@ -51,17 +51,16 @@ _mu, _mu_p = sp.Symbol("mu", real=True), sp.Symbol("mu_p", real=True)
 _v, _v_p = sp.Symbol("v", positive=True), sp.Symbol("v_p", positive=True)
 _sigma = sp.Symbol("sigma", positive=True)
 _w, _s2 = sp.Symbol("w", positive=True), sp.Symbol("s2", positive=True)
-_L11 = sp.Symbol("L11", positive=True)
+_tau2 = sp.Symbol("tau2", positive=True)
 _x, _m = sp.Symbol("x", real=True), sp.Symbol("m", real=True)
-_logit = sp.Symbol("l", real=True)
-_pixel = sp.Symbol("x", integer=True)  # a binary pixel: domain (0, 1)
-_m_z, _v_z = sp.Symbol("m_z", real=True), sp.Symbol("v_z", positive=True)
+_c = sp.Symbol("c", positive=True)
 _theta, _psi, _s, _a = sp.symbols("theta psi s a", real=True)
 _h = sp.Symbol("h", positive=True)
 _t, _s_positive = sp.Symbol("t", positive=True), sp.Symbol("s", positive=True)
 _beta, _rho = sp.Symbol("beta", positive=True), sp.Symbol("rho", real=True)
 _n = sp.Symbol("n", positive=True)
 _s1 = sp.Symbol("s1", positive=True)
+_warmup, _v1, _c_real = sp.Symbol("w", positive=True), sp.Symbol("v1", positive=True), sp.Symbol("c", real=True)
 _delta = sp.Symbol("delta", positive=True)
 _j11, _j12, _j21, _j22 = sp.symbols("j11 j12 j21 j22", real=True)
 _b = sp.Symbol("b", real=True)
@@ -82,21 +81,17 @@ EXERCISES: dict[str, Exercise | SetExercise] = {
     "ex-vi-kl": Exercise(
         (_v / _v_p + (_mu - _mu_p) ** 2 / _v_p - 1 - sp.log(_v / _v_p)) / 2, (_mu, _v, _mu_p, _v_p)
     ),
-    "ex-vi-posterior-variance": Exercise(_s2 / (_w**2 + _s2), (_w, _s2)),
+    "ex-vi-posterior-variance": Exercise(_tau2 * _s2 / (_w**2 * _tau2 + _s2), (_w, _s2, _tau2)),
     "ex-vi-score-variance": Exercise(_mu**2 / _sigma**2 + 2, (_mu, _sigma)),
-    "ex-vi-mean-field": Exercise(1 / _L11, (_L11,)),
+    "ex-vi-mean-field": Exercise(-sp.log(1 - _rho**2) / 2, (_rho,), domain={_rho: (-1, 1)}),
     "ex-vi-log-rate": Exercise(-sp.log(2 * sp.pi) / 2 - (1 + _theta**2) / 2, (_theta,)),
     "ex-vi-grad-s2": Exercise(
         -1 / (2 * _s2) + ((_x - _w * _m - _b) ** 2 + _w**2 * _v) / (2 * _s2**2), (_x, _w, _b, _s2, _m, _v)
     ),
     # book/vae.md
-    "ex-vae-gaussian-nll": Exercise((_x - _m) ** 2 / (2 * _v) + sp.log(2 * sp.pi * _v) / 2, (_x, _m, _v), (_m,)),
-    "ex-vae-bernoulli-logit": Exercise(
-        _pixel * _logit - sp.log(1 + sp.exp(_logit)), (_pixel, _logit), domain={_pixel: (0, 1)}
-    ),
-    "ex-vae-learned-prior": Exercise(
-        (_v / _v_z + (_m - _m_z) ** 2 / _v_z - 1 - sp.log(_v / _v_z)) / 2, (_m, _v, _m_z, _v_z)
-    ),
+    "ex-vae-gaussian-nll": Exercise(sp.Abs(_x - _m) / _c + sp.log(2 * _c), (_x, _m, _c), (_m,)),  # a Laplace decoder
+    "ex-vae-bernoulli-logit": Exercise(_x * sp.log(_x) + (1 - _x) * sp.log(1 - _x), (_x,), domain={_x: (0, 1)}),
+    "ex-vae-learned-prior": Exercise(sp.log(1 + _m**2 / _v) / 2, (_m, _v)),
     # book/beta_vae.md
     "ex-beta-encoder": Exercise(1 / (1 + _beta * _s2), (_beta, _s2)),
     "ex-beta-tc": Exercise(-sp.log(1 - _rho**2) / 2, (_rho,), domain={_rho: (-1, 1)}),
@@ -105,8 +100,10 @@ EXERCISES: dict[str, Exercise | SetExercise] = {
         _l1 ** (1 / _beta) / (_l1 ** (1 / _beta) + _l2 ** (1 / _beta)), (_beta, _l1, _l2), domain={_beta: (0.1, 10)}
     ),
     # book/hvae.md
-    "ex-hvae-v2": Exercise(_s1 / (_a**2 + _s1), (_a, _s1)),
-    "ex-hvae-cost": Exercise(-sp.log(1 + _a**2 / _s1) / 2, (_a, _s1)),
+    "ex-hvae-v2": Exercise(_warmup * _s1 / (_a**2 + _warmup * _s1), (_a, _s1, _warmup)),
+    "ex-hvae-cost": Exercise(
+        (_c_real**2 * _x**2 + _v1) * _a**2 / (2 * _s1 * (_a**2 + _s1)), (_a, _s1, _c_real, _x, _v1)
+    ),
     # book/gan.md
     "ex-gan-optimal-d": Exercise(2 * _x / (2 * _x + 1), (_x,), domain={_x: (0, 1)}),
     "ex-gan-value": Exercise(-sp.log(4), ()),
