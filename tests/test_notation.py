@@ -134,3 +134,87 @@ def test_a_named_square_raised_to_a_power_is_valid_tex():
     variance = Named(r"\sigma_t^2", sp.Symbol("v", positive=True))
     assert sp.latex(variance**2) == r"{\sigma_t^2}^{2}"
     assert sp.latex(Named(r"\mathrm{ELBO}(q)", sp.Symbol("e"))) == r"\mathrm{ELBO}(q)"  # no superscript: as written
+
+
+# --- the pieces of book/vdm (and book/ddpm, book/ddim): Gaussians with named parameters, the Gaussian integral,
+# --- sums and products in the order written, functions of time, and definite integrals by an antiderivative
+
+
+def test_expanded_logs_split_products_and_expanded_normal_is_the_same_density():
+    from dgm.derivations.notation import expanded_logs, expanded_normal, product
+
+    assert expanded_logs(sp.log(2 * sp.pi * v * (1 + v) ** 2)) == sp.log(2) + sp.log(sp.pi) + sp.log(v) + 2 * sp.log(1 + v)
+    scale = Named("c", 1 / (1 + v))
+    q = expanded_normal(z, product(scale, x), 1 - scale, name="q", given=x)
+    plain = gaussian(z, x / (1 + v), v / (1 + v))
+    assert latex(q) == r"q(z \mid x)"
+    assert latex(expanded_normal(z, product(scale, x), v)) == r"\mathcal N\left(z; c x, v\right)"
+    assert sp.simplify(evaluate(sp.log(q)) - evaluate(sp.log(plain))) == 0
+    assert not any(isinstance(node, sp.log) and node.args[0].is_Mul for node in sp.preorder_traversal(q.log_value))
+    assert sp.simplify(evaluate(E(z**2, q)) - ((x / (1 + v)) ** 2 + v / (1 + v))) == 0
+
+
+def test_the_gaussian_integral_chains_a_step_and_a_marginal():
+    from dgm.derivations.notation import expanded_normal, integral
+
+    c, v1, v2 = sp.Symbol("c", positive=True), sp.Symbol("v_1", positive=True), sp.Symbol("v_2", positive=True)
+    step = expanded_normal(w, c * z, v1, name="q", given=z)
+    marginal = expanded_normal(z, m, v2, name="q")
+    chained = integral(step * marginal, z)
+    assert latex(chained) == r"\int q(w \mid z) q(z) \, dz"
+    assert chained.variables == (c, m, v1, v2, w)  # what is left after integrating z out, in name order
+    expected = gaussian(w, c * m, c**2 * v2 + v1).log_value
+    assert sp.simplify(sp.expand_log(chained.log_value - expected, force=True)) == 0
+    with pytest.raises(ValueError, match="not a Gaussian"):
+        integral(density("f", z, -(z**4)), z)
+    with pytest.raises(ValueError, match="not negative"):
+        integral(density("f", z, z**2), z)
+
+
+def test_plus_and_product_print_in_the_order_written_and_evaluate_to_the_sum_and_product():
+    from dgm.derivations.notation import plus, product
+
+    a = Named("a_{t|s}", sp.Symbol("a_t", positive=True) / sp.Symbol("a_s", positive=True))
+    assert latex(product(a, z)) == r"a_{t|s} z"  # SymPy alone prints z a_{t|s}
+    assert latex(plus(z, -product(a, x))) == r"z - a_{t|s} x"
+    assert latex(product(plus(1, v), x)) == r"\left(1 + v\right) x"  # SymPy alone prints v + 1
+    assert evaluate(product(a, z)) == z * a.definition
+    assert evaluate(plus(z, -product(a, x))) == z - x * a.definition
+    with pytest.raises(ValueError, match="two"):
+        product(x)
+    with pytest.raises(ValueError, match="two"):
+        plus(x)
+
+
+def test_a_function_of_time_prints_by_name_and_evaluates_by_its_formula():
+    from dgm.derivations.notation import OfTime, slope
+
+    t, lam, delta = sp.Symbol("t", positive=True), sp.Symbol("lambda", real=True), sp.Symbol("Delta", positive=True)
+    rule = sp.Lambda(t, sp.exp(lam - delta * t))
+    snr = OfTime(r"\mathrm{SNR}", rule, t)
+    assert latex(snr) == r"\mathrm{SNR}\left(t\right)"
+    assert latex(slope(snr)) == r"\mathrm{SNR}'\left(t\right)"
+    assert evaluate(snr) == sp.exp(lam - delta * t)
+    assert evaluate(slope(snr)) == -delta * sp.exp(lam - delta * t)
+    later = OfTime(r"\mathrm{SNR}", rule, (t + 1) / 2)  # applied to an expression, and nested
+    assert sp.simplify(evaluate(OfTime("e", sp.Lambda(t, t**2), later)) - sp.exp(2 * lam - delta * (t + 1))) == 0
+    with pytest.raises(TypeError, match="Lambda"):
+        OfTime("e", sp.exp(t), t)
+    with pytest.raises(TypeError, match="function of time"):
+        slope(sp.exp(t))
+
+
+def test_a_definite_integral_needs_a_true_antiderivative():
+    from dgm.derivations.notation import Definite
+
+    t, a = sp.Symbol("t", positive=True), sp.Symbol("a", positive=True)
+    area = Definite(a * t**2, t, 0, 1, antiderivative=a * t**3 / 3)
+    assert latex(area) == r"\int_{0}^{1} a t^{2} \, dt"
+    assert evaluate(area) == a / 3 == sp.integrate(a * t**2, (t, 0, 1))
+    with pytest.raises(ValueError, match="not the integrand"):
+        evaluate(Definite(a * t**2, t, 0, 1, antiderivative=a * t**3))
+    # in a derivation, a step whose integrand is changed is refused
+    chain = Derivation(Named("A", a / 3), title="an area").eq(area, "the fundamental theorem of calculus")
+    assert chain.steps[-1].check == "exact"
+    with pytest.raises(StepError):
+        chain.verify_step(1, Definite(a * t**3, t, 0, 1, antiderivative=a * t**3 / 3))

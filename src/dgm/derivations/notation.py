@@ -18,6 +18,10 @@ notation object by its value on the tractable instance it was bound to:
 * :class:`Named` — a name for a longer formula ($\mathrm{ELBO}(q)$), which
   evaluates to its definition; a derivation shows the definition beside it.
 * :class:`Grad`, :class:`Trace` — $\nabla_x f$ and $\operatorname{tr} A$.
+* :class:`Integrated` — $\int f\, dv$ of a product of Gaussian densities (:func:`integral`), in closed form.
+* :class:`Written` — a sum or product printed in the order written (:func:`plus`, :func:`product`).
+* :class:`OfTime` — a function of time on a concrete schedule, $\mathrm{SNR}(t)$, and its derivative (:func:`slope`).
+* :class:`Definite` — $\int_a^b f\, dv$, evaluated by an antiderivative that SymPy first verifies.
 
 SymPy's own unevaluated objects already print as the book writes them and are
 evaluated here too: ``Integral`` ($\int \cdot\, dz$), ``Sum``
@@ -27,11 +31,13 @@ bounds are numbers), ``Derivative``, ``Subs`` and ``Limit``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 
 import sympy as sp
 from sympy.core.symbol import Str
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 from dgm.derivations.instances import gaussian_expectation, normal_logpdf
 
@@ -185,6 +191,164 @@ def normal(variable: sp.Symbol, mean: object, variance: object, *, name: str = "
     r"""$\mathcal N(\text{variable}; \text{mean}, \text{variance})$ whose mean and variance may hold names, printed as written."""
     mean, variance = sp.sympify(mean), sp.sympify(variance)
     return Normal(name, variable, given, normal_logpdf(variable, evaluate(mean), evaluate(variance)), mean, variance)
+
+
+def expanded_logs(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with each log of a product split into a sum of logs (the factors are positive) and their arguments multiplied out."""
+    return sp.expand_log(expr, force=True).replace(lambda e: isinstance(e, sp.log), lambda e: sp.log(sp.expand(e.args[0])))
+
+
+def expanded_normal(variable: sp.Symbol, mean: object, variance: object, *, name: str = "", given: object = ()) -> Normal:
+    r""":func:`normal` with its log-value's logs split (:func:`expanded_logs`) and its variance over one denominator.
+
+    The same density, in a form in which two log-densities that are equal
+    simplify to the same expression, so that chains of Gaussians (book/ddpm,
+    book/vdm) are decided exactly rather than at random points.
+    """
+    mean, variance = sp.sympify(mean), sp.sympify(variance)
+    log_value = normal_logpdf(evaluate(variable), evaluate(mean), sp.together(evaluate(variance)))
+    return Normal(name, variable, given, expanded_logs(log_value), mean, variance)
+
+
+class Integrated(Density):
+    r"""$\int f \, dv$ for a product $f$ of Gaussian densities in $v$: a density of the other variables; build one with :func:`integral`.
+
+    Its log-value is the Gaussian integral: for $\log f = a v^2 + b v + c$ with
+    $a < 0$, $\log \int f\, dv = c - b^2/(4a) + \tfrac12 \log(\pi/(-a))$.
+    """
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        body, variable = self.args[4:]
+        return rf"\int {printer._print(body)} \, d{printer._print(variable)}"
+
+
+def integral(body: sp.Expr, variable: sp.Symbol) -> Integrated:
+    r"""$\int$ ``body`` $d$ ``variable``, evaluated in closed form (a ``ValueError`` if the integrand is not Gaussian in it)."""
+    exponent = sp.expand(sp.expand_log(evaluate(log_value(body)), force=True))
+    polynomial = sp.Poly(exponent, variable)
+    if polynomial.degree() != 2:
+        raise ValueError(f"the integrand is not a Gaussian in {variable}: its log is not quadratic in it")
+    a, b, c = (polynomial.coeff_monomial(variable**k) for k in (2, 1, 0))
+    if a.is_nonnegative:
+        raise ValueError(f"the integrand is not a Gaussian in {variable}: the coefficient of {variable}² is not negative")
+    outside = tuple(sorted(evaluate(body).free_symbols - {variable}, key=str))
+    # $\log \int f\, dv = c - b^2/(4a) + \tfrac12 \log(\pi/(-a))$
+    free, logs = c.as_independent(sp.log)
+    log_integral = sp.cancel(free - b**2 / (4 * a)) + logs + expanded_logs(sp.log(sp.pi / sp.together(-a))) / 2
+    return Integrated("", outside, (), log_integral, sp.sympify(body), variable)
+
+
+class Written(Notation):
+    r"""A sum or a product printed in the order written ($a_{t|s}\, z_s$, not $z_s a_{t|s}$); build one with :func:`plus` or :func:`product`.
+
+    Its arguments are the operation (``Str("+")`` or ``Str("*")``) and the terms; it evaluates to their sum or product.
+    """
+
+    @property
+    def precedence(self) -> int:
+        return PRECEDENCE["Add" if self.args[0].name == "+" else "Mul"]
+
+    def value(self) -> sp.Expr:
+        terms = [evaluate(term) for term in self.args[1:]]
+        return sp.Add(*terms) if self.args[0].name == "+" else sp.Mul(*terms)
+
+    def _eval_is_real(self) -> bool | None:
+        return all(term.is_real for term in self.args[1:]) or None
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        operation, first, *rest = self.args
+        if operation.name == "*":
+            return " ".join(printer.parenthesize(factor, PRECEDENCE["Mul"], strict=True) for factor in self.args[1:])
+        text = printer._print(first)
+        for term in rest:
+            negative = term.could_extract_minus_sign()
+            text += (" - " if negative else " + ") + printer.parenthesize(-term if negative else term, PRECEDENCE["Add"])
+        return text
+
+
+def plus(*terms: object) -> Written:
+    """``terms[0] + terms[1] + …`` printed in this order (a minus sign where a term has one)."""
+    if len(terms) < 2:
+        raise ValueError(f"a sum needs at least two terms, got {len(terms)}")
+    return Written(Str("+"), *map(sp.sympify, terms))
+
+
+def product(*factors: object) -> Written:
+    """``factors[0] · factors[1] · …`` printed in this order, side by side."""
+    if len(factors) < 2:
+        raise ValueError(f"a product needs at least two factors, got {len(factors)}")
+    return Written(Str("*"), *map(sp.sympify, factors))
+
+
+class OfTime(Notation):
+    r"""A function of time on a concrete schedule, e.g. $\mathrm{SNR}(t)$: printed by name, evaluated by its formula.
+
+    ``OfTime(name, rule, argument)``: ``rule`` is a one-variable ``sp.Lambda`` (the
+    schedule's formula), ``argument`` what it is applied to (``t``, ``i/T``, or
+    another :class:`OfTime`, as in $\tilde e(\mathrm{SNR}(t))$).
+    """
+
+    is_real = True
+
+    def __new__(cls, name: str | Str, rule: sp.Lambda, argument: object) -> OfTime:
+        if not isinstance(rule, sp.Lambda) or len(rule.variables) != 1:
+            raise TypeError(f"the rule of {name} must be a one-variable sympy Lambda, got {rule!r}")
+        return sp.Expr.__new__(cls, name if isinstance(name, Str) else Str(_label(name)), rule, sp.sympify(argument))
+
+    @property
+    def name(self) -> str:
+        return self.args[0].name
+
+    @property
+    def rule(self) -> sp.Lambda:
+        return self.args[1]
+
+    def value(self) -> sp.Expr:
+        return self.rule(evaluate(self.args[2]))
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        return rf"{self.name}\left({printer._print(self.args[2])}\right)"
+
+
+def slope(function: OfTime) -> OfTime:
+    """The derivative $f'$ of a function of time $f$, printed $f'(t)$ and evaluated as the derivative of its formula."""
+    if not isinstance(function, OfTime):
+        raise TypeError(f"slope takes a function of time (OfTime), not {type(function).__name__}")
+    name, rule, argument = function.args
+    (variable,) = rule.variables
+    return OfTime(Str(name.name + "'"), sp.Lambda(variable, sp.diff(rule.expr, variable)), argument)
+
+
+@functools.cache
+def _is_antiderivative(antiderivative: sp.Expr, integrand: sp.Expr, variable: sp.Symbol) -> bool:
+    from dgm.derivations.derive import is_zero  # the engine's exact zero test (derive imports this module)
+
+    return is_zero(sp.diff(antiderivative, variable) - integrand)
+
+
+class Definite(Notation):
+    r"""$\int_a^b f \, dv$, evaluated as $F(b) - F(a)$ with an antiderivative $F$ (the fundamental theorem of calculus).
+
+    ``Definite(body, variable, lower, upper, antiderivative)``. SymPy must show
+    $F' = f$ exactly on the instance; otherwise evaluating the integral raises a
+    ``ValueError`` (so a step with a changed integrand, or a wrong $F$, fails).
+    """
+
+    is_real = True
+
+    def __new__(cls, body: object, variable: sp.Symbol, lower: object, upper: object, antiderivative: object) -> Definite:
+        return sp.Expr.__new__(cls, *map(sp.sympify, (body, variable, lower, upper, antiderivative)))
+
+    def value(self) -> sp.Expr:
+        body, variable, lower, upper, antiderivative = self.args
+        integrand, primitive = evaluate(body), evaluate(antiderivative)
+        if not _is_antiderivative(primitive, integrand, variable):
+            raise ValueError(f"the derivative of {primitive} in {variable} is not the integrand {integrand}")
+        return primitive.subs(variable, evaluate(upper)) - primitive.subs(variable, evaluate(lower))
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        body, variable, lower, upper, _ = self.args
+        return rf"\int_{{{printer._print(lower)}}}^{{{printer._print(upper)}}} {printer._print(body)} \, d{printer._print(variable)}"
 
 
 def discrete(name: str, variables: object, table: Mapping[object, object], given: object = ()) -> Discrete:
