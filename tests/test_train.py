@@ -63,8 +63,16 @@ def test_checkpoint_of_another_model_is_refused_clearly(tmp_path):
     checkpoint = tmp_path / "run.pt"
     fit(small_model(), vae_loss, images, TrainSettings(epochs=1, checkpoint=checkpoint, progress=False), transform=mnist.binarized)
     other = VAE(VAESettings(latent_dim=4, hidden=(16,)))
-    with pytest.raises(RuntimeError, match="different model"):
+    with pytest.raises(CheckpointError, match=r"other settings \(VAESettings\.latent_dim: 8 in the checkpoint, 4 now"):
         fit(other, vae_loss, images, TrainSettings(epochs=2, checkpoint=checkpoint, progress=False), transform=mnist.binarized)
+    # a model without a settings dataclass is told apart by its weights
+    def loss(model, batch):
+        return {"loss": model(batch).pow(2).mean()}
+
+    data, plain = torch.randn(20, 3), tmp_path / "plain.pt"
+    fit(torch.nn.Linear(3, 2), loss, data, TrainSettings(epochs=1, checkpoint=plain, progress=False))
+    with pytest.raises(RuntimeError, match="different model"):
+        fit(torch.nn.Linear(3, 1), loss, data, TrainSettings(epochs=2, checkpoint=plain, progress=False))
 
 
 def test_checkpoint_loads_with_weights_only(tmp_path):
@@ -72,7 +80,7 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     checkpoint = tmp_path / "run.pt"
     fit(small_model(), vae_loss, images, TrainSettings(epochs=1, checkpoint=checkpoint, progress=False), transform=mnist.binarized)
     state = torch.load(checkpoint, weights_only=True)
-    assert set(state) == {"model", "optimizer", "hooks", "scaler", "history", "rng"}
+    assert set(state) == {"model", "optimizer", "hooks", "scaler", "history", "rng", "settings"}
 
 
 def test_time_budget_stops_at_an_epoch_boundary():

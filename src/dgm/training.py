@@ -7,6 +7,15 @@ nothing), and a run started again with the same checkpoint path resumes from
 the last finished epoch. Checkpoints hold only tensors and plain Python
 values, so they load with ``torch.load(..., weights_only=True)``.
 
+A checkpoint also records the run's settings (:func:`run_settings`): the
+training settings, the ``settings`` of each module that has them (a GAN's λ and
+scale, a VAE's sizes) and each hook's (an EMA's decay). A run resumes only a
+checkpoint written with the same ones, except the few that may change on
+resume (how long to train, the time budget, where the checkpoint lies, the
+progress bar); any other difference is refused with a message naming it. A
+checkpoint written before settings were recorded still loads, with a
+:class:`CheckpointWarning`.
+
 After every optimizer step ``fit`` calls its *hooks* (``hook(model, step)``):
 :class:`EMA` keeps the exponential moving average of the weights that
 diffusion models sample with. A hook with ``state_dict``/``load_state_dict``
@@ -27,10 +36,11 @@ from __future__ import annotations
 import math
 import pickle
 import time
+import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,27 +67,52 @@ class EMA:
     $\theta_{\mathrm{EMA}} \leftarrow \mathrm{decay}\,\theta_{\mathrm{EMA}} + (1 - \mathrm{decay})\,\theta$,
     starting from a copy of the weights at the first step (``torch.optim.swa_utils.AveragedModel``).
     Sample from :attr:`model`, not from the trained network: DDPM's samples come from these weights.
+
+    With ``warmup=True`` the decay of an update that follows ``n`` earlier ones is
+    $\min\bigl(\mathrm{decay}, \tfrac{1 + n}{10 + n}\bigr)$ (diffusers' ``EMAModel`` without
+    ``use_ema_warmup``): the average forgets the first weights quickly, so a short
+    run's EMA is usable (with decay 0.999 the warm-up ends at the 8,991st update).
+    Off by default (the average is then exactly the plain one above).
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
+    def __init__(self, model: nn.Module, decay: float = 0.999, *, warmup: bool = False) -> None:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"decay must lie in (0, 1), got {decay}")
-        self.decay = decay
-        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        self.decay, self.warmup = decay, warmup
+        self.updates = 0  # updates so far, counted in Python: reading the averaged model's counter waits for a GPU
+        average = self._warmed_up if warmup else get_ema_multi_avg_fn(decay)
+        self.averaged = AveragedModel(model, multi_avg_fn=average, use_buffers=True)
 
     @property
     def model(self) -> nn.Module:
         """The averaged copy of the network (same class, same forward)."""
         return self.averaged.module
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What decides the average (recorded in a checkpoint, so a resume with another decay is refused)."""
+        return {"decay": self.decay, "warmup": self.warmup}
+
+    def current_decay(self) -> float:
+        """The decay the next update uses (after the first, which copies the weights)."""
+        if not self.warmup:
+            return self.decay
+        # $\min(d, (1 + n) / (10 + n))$, n = the updates before this one
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    def _warmed_up(self, averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
+        get_ema_multi_avg_fn(self.current_decay())(averaged, current, num_averaged)
+
     def __call__(self, model: nn.Module, step: int) -> None:
         self.averaged.update_parameters(model)
+        self.updates += 1
 
     def state_dict(self) -> dict[str, Any]:
         return self.averaged.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.averaged.load_state_dict(state)
+        self.updates = int(state["n_averaged"])  # read once, at load
 
 
 def adam(model: nn.Module, lr: float, **options: Any) -> torch.optim.Adam:
@@ -122,6 +157,93 @@ def set_rng_state(state: dict[str, Any] | Tensor) -> None:
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read: damaged on disk, or written by something else."""
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint resumed without every check: written before checkpoints recorded their settings."""
+
+
+def _plain(value: object) -> object:
+    """A setting as a checkpoint stores it: plain Python values that ``torch.load(weights_only=True)`` reads."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    return repr(value)
+
+
+def _fields(prefix: str, settings: object) -> dict[str, object]:
+    return {f"{prefix}.{f.name}": _plain(getattr(settings, f.name)) for f in fields(settings)}
+
+
+def run_settings(settings: Any, model: nn.Module, hooks: Sequence[StepHook] = ()) -> dict[str, object]:
+    """Every setting a checkpoint records, by name: what decides the numbers a run computes (and how long it runs).
+
+    The training settings (``"TrainSettings.lr"``), the ``settings`` dataclass of
+    each module that has one (``"GANSettings.gradient_penalty"``; a submodule's
+    with its name in front, ``"vae: VAESettings.latent_dim"``) and each hook's
+    ``settings`` (``"EMA[0].decay"``). What a loss function or a schedule built
+    outside the settings does is not seen here: keep it with the checkpoint yourself.
+    """
+    record = _fields(type(settings).__name__, settings)
+    for path, module in model.named_modules():
+        own = module.__dict__.get("settings")  # an attribute, not a submodule or parameter
+        if is_dataclass(own) and not isinstance(own, type):
+            record |= _fields((f"{path}: " if path else "") + type(own).__name__, own)
+    for index, hook in enumerate(hooks):
+        for name, value in getattr(hook, "settings", {}).items():
+            record[f"{type(hook).__name__}[{index}].{name}"] = _plain(value)
+    return record
+
+
+def check_settings(
+    stored: Mapping[str, object] | None,
+    current: Mapping[str, object],
+    free: Sequence[str],
+    path: Path,
+    *,
+    owner: str,
+    kind: str = "model",
+) -> None:
+    """Refuse to resume the checkpoint at ``path`` if its recorded settings differ from this run's.
+
+    ``free`` names the fields of the training settings (``owner``, e.g. ``"TrainSettings"``)
+    that may change on resume. A checkpoint without recorded settings (written before they
+    were recorded) is resumed with a :class:`CheckpointWarning`, as are settings recorded on
+    one side only (a field added to a settings class since), which are not compared.
+    """
+    if stored is None:
+        warnings.warn(
+            f"the checkpoint {path} was written before checkpoints recorded their settings, so nothing can tell "
+            "whether it was made with this run's settings: it is resumed as it is. If its settings were others "
+            f"(learning rate, seed, sizes, ...), delete it or point {owner}.checkpoint elsewhere to start afresh.",
+            CheckpointWarning,
+            stacklevel=3,
+        )
+        return
+    free_names = {f"{owner}.{name}" for name in free}
+    differing = [name for name in current if name in stored and name not in free_names and stored[name] != current[name]]
+    if differing:
+        changes = "; ".join(f"{name}: {stored[name]!r} in the checkpoint, {current[name]!r} now" for name in differing)
+        raise CheckpointError(
+            f"the checkpoint {path} was written by a different {kind} run, with other settings ({changes}). "
+            f"To resume it, use its settings; to train with these, delete it or point {owner}.checkpoint elsewhere. "
+            f"A resumed run may change only {', '.join(free)}."
+        )
+    one_sided = sorted((set(stored) ^ set(current)) - free_names)
+    if one_sided:
+        warnings.warn(
+            f"the checkpoint {path} and this run record different settings ({', '.join(one_sided)}): a settings class "
+            "changed since it was written; those are not compared",
+            CheckpointWarning,
+            stacklevel=3,
+        )
 
 
 class RunningSums:
@@ -181,6 +303,14 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"epochs and batch_size must be positive and lr > 0, got {self}")
+
+    def free_on_resume(self) -> tuple[str, ...]:
+        """The fields a resumed run may change: how many epochs in all, the time budget, the checkpoint's path, the bar.
+
+        Every other field must match the checkpoint's. (A schedule over ``epochs`` that the caller sets with
+        ``on_epoch`` is the caller's to keep: it is not a field here.)
+        """
+        return ("epochs", "time_budget_s", "checkpoint", "progress")
 
 
 @dataclass
@@ -284,8 +414,12 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=settings.amp)
     history = History()
     start_epoch = 0
+    recorded = run_settings(settings, model, hooks)
     if settings.checkpoint is not None and settings.checkpoint.exists():
         state = load_checkpoint(settings.checkpoint)
+        check_hooks(hooks, state.get("hooks", []), settings.checkpoint)  # first: the settings name each hook's
+        check_settings(state.get("settings"), recorded, settings.free_on_resume(), settings.checkpoint,
+                       owner=type(settings).__name__)
         restore_weights(model, state["model"], settings.checkpoint, kind="model", settings="TrainSettings")
         optimizer.load_state_dict(state["optimizer"])
         restore_hooks(hooks, state.get("hooks", []), settings.checkpoint)
@@ -353,6 +487,7 @@ def fit(
                     "scaler": scaler.state_dict(),
                     "history": asdict(history),
                     "rng": rng_state(),
+                    "settings": recorded,
                 },
             )
         if history.stopped_by_budget:
@@ -368,13 +503,18 @@ def hook_states(hooks: Sequence[StepHook]) -> list[dict[str, Any] | None]:
     return [hook.state_dict() if hasattr(hook, "state_dict") else None for hook in hooks]
 
 
-def restore_hooks(hooks: Sequence[StepHook], states: list[dict[str, Any] | None], path: Path) -> None:
-    """Load :func:`hook_states` back into the same hooks, or say plainly that they differ."""
+def check_hooks(hooks: Sequence[StepHook], states: list[dict[str, Any] | None], path: Path) -> None:
+    """Say plainly if the hooks given are not those whose :func:`hook_states` the checkpoint at ``path`` holds."""
     if len(states) != len(hooks) or any((state is None) == hasattr(hook, "load_state_dict") for hook, state in zip(hooks, states)):
         raise CheckpointError(
             f"the checkpoint {path} was written with other step hooks ({len(states)} saved, {len(hooks)} given); "
             "pass the same hooks (e.g. the same EMA) to resume, or delete it to start afresh"
         )
+
+
+def restore_hooks(hooks: Sequence[StepHook], states: list[dict[str, Any] | None], path: Path) -> None:
+    """Load :func:`hook_states` back into the same hooks, or say plainly that they differ."""
+    check_hooks(hooks, states, path)
     for hook, state in zip(hooks, states):
         if state is not None:
             hook.load_state_dict(state)
@@ -403,6 +543,13 @@ class StepSettings:
         if min(self.steps, self.batch_size, self.log_every, self.checkpoint_every) < 1 or self.lr <= 0:
             raise ValueError(f"steps, batch_size, log_every, checkpoint_every and lr must be positive, got {self}")
 
+    def free_on_resume(self) -> tuple[str, ...]:
+        """The fields a resumed run may change: how many steps in all, how often it saves, its time budget, the
+        checkpoint's path and the bar. ``steps`` is fixed where a learning-rate schedule runs over them
+        (an ``lr_schedule`` field other than ``"constant"``: the rate at a step depends on the total)."""
+        free = ("checkpoint_every", "time_budget_s", "checkpoint", "progress")
+        return free if getattr(self, "lr_schedule", "constant") != "constant" else ("steps", *free)
+
 
 class StepRun:
     """The bookkeeping of a step-based loop with several optimizers (``train_gan``, ``train_factor_vae``).
@@ -414,6 +561,10 @@ class StepRun:
     saves every ``checkpoint_every`` steps and at the end, and stops the run
     when ``time_budget_s`` is spent (saving first). ``optimizers`` maps the
     names they are stored under in the checkpoint to the optimizers.
+
+    The checkpoint records the run's settings (:func:`run_settings`: ``settings`` and the
+    model's own, e.g. a GAN's λ and scale); a checkpoint written with others is refused
+    (:func:`check_settings`), except for the fields of ``settings.free_on_resume()``.
 
     :attr:`extra` is a dict the caller may fill with plain values or tensors
     (e.g. a trace of mode coverage); it is saved and restored with the rest.
@@ -432,8 +583,11 @@ class StepRun:
         self.history, self.start = History(), 0
         self.sums = RunningSums()
         self.extra: dict[str, Any] = {}
+        self.settings = run_settings(settings, model)
         if checkpoint is not None and checkpoint.exists():
             state = load_checkpoint(checkpoint)
+            check_settings(state.get("settings"), self.settings, settings.free_on_resume(), checkpoint,
+                           owner=type(settings).__name__, kind=kind)
             restore_weights(model, state["model"], checkpoint, kind=kind, settings=type(settings).__name__)
             for name, optimizer in optimizers.items():
                 optimizer.load_state_dict(state[name])
@@ -450,7 +604,7 @@ class StepRun:
     def save(self, step: int) -> None:
         state = {"model": self.model.state_dict(), **{name: opt.state_dict() for name, opt in self.optimizers.items()},
                  "history": asdict(self.history), "rng": rng_state(), "step": step,
-                 "sums": self.sums.state_dict(), "extra": self.extra}
+                 "sums": self.sums.state_dict(), "extra": self.extra, "settings": self.settings}
         save_checkpoint(self.checkpoint, state)
 
     def log(self, done: int, logged: dict[str, Tensor], postfix: tuple[str, ...]) -> bool:
