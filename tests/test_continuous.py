@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from dgm.diffusion.continuous import (
-    DiscreteLogSNR,
     LogSNRSchedule,
+    TabulatedLogSNR,
     continuous_loss,
     ddpm_log_snr,
     ddpm_model,
@@ -63,7 +63,7 @@ def test_the_network_sees_the_ddpm_marginal_at_its_own_step():
 
 def test_the_continuous_ddpm_schedule():
     schedule = linear_schedule(1000)
-    continuous = DiscreteLogSNR.from_schedule(schedule)
+    continuous = TabulatedLogSNR.from_ddpm(schedule)
     table = ddpm_log_snr(schedule)
     assert continuous.log_snr_max == table[0].item() and continuous.log_snr_min == table[-1].item()
     t = torch.rand(2000, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -93,7 +93,7 @@ def gaussian_denoiser(mean: float, var: float):
 def test_the_continuous_ddpm_schedule_gives_the_same_loss_as_the_log_snr_linear_one():
     """book/vdm.md, eq. vdm-invariance: for Gaussian data, ½ log((1 + s² SNR_max)/(1 + s² SNR_min)) for both schedules."""
     mean, var, n = 0.5, 0.64, 400_000
-    continuous = DiscreteLogSNR.from_schedule(linear_schedule(200))
+    continuous = TabulatedLogSNR.from_ddpm(linear_schedule(200))
     others = [LogSNRSchedule(kind, continuous.log_snr_max, continuous.log_snr_min) for kind in ("linear", "cosine")]
     exact = 0.5 * math.log((1 + var * math.exp(continuous.log_snr_max)) / (1 + var * math.exp(continuous.log_snr_min)))
     generator = torch.Generator().manual_seed(2)
@@ -125,7 +125,7 @@ def test_the_noise_form_through_a_ddpm_network_equals_the_x_form():
     x = torch.randn(256, 3, dtype=torch.float64, generator=generator)
     t = torch.rand(256, dtype=torch.float64, generator=generator)
     noise = torch.randn(256, 3, dtype=torch.float64, generator=generator)
-    for continuous in (DiscreteLogSNR.from_schedule(schedule), LogSNRSchedule("cosine", *ddpm_log_snr(schedule)[[0, -1]].tolist())):
+    for continuous in (TabulatedLogSNR.from_ddpm(schedule), LogSNRSchedule("cosine", *ddpm_log_snr(schedule)[[0, -1]].tolist())):
         eps_form = continuous_loss(model, x, continuous, "epsilon", t=t, noise=noise)["per_example"]
         x_form = continuous_loss(x_model, x, continuous, "x", t=t, noise=noise)["per_example"]
         torch.testing.assert_close(eps_form, x_form)
@@ -151,3 +151,51 @@ def test_bad_input_is_refused():
         estimate(torch.ones(1), dims=1)
     with pytest.raises(ValueError, match="dims"):
         estimate(torch.ones(3), dims=0)
+
+
+def test_the_least_variance_schedule_for_gaussian_data_is_the_exercises_closed_form():
+    """book/vdm.md, ex-vdm-best-schedule: SNR(t) = ((1 + s² SNR_max)^{1−t} (1 + s² SNR_min)^t − 1)/s² for data N(m, s²)."""
+    var, lam_max, lam_min = 0.64, 8.0, -9.0
+    grid = torch.linspace(lam_min, lam_max, 4001, dtype=torch.float64)
+    snr = grid.exp()
+    error = var * snr / (1 + var * snr)  # the best ε-prediction's error at SNR v: v ẽ(v) = s² v/(1 + s² v)
+    fitted = TabulatedLogSNR.least_variance(grid, error, points=501)
+    assert fitted.log_snr_max == lam_max and fitted.log_snr_min == lam_min
+    t = torch.linspace(0, 1, 501, dtype=torch.float64)
+    low, high = 1 + var * math.exp(lam_max), 1 + var * math.exp(lam_min)
+    closed_form = ((low ** (1 - t) * high**t - 1) / var).log()
+    torch.testing.assert_close(fitted.log_snr(t), closed_form, atol=2e-3, rtol=0)
+    # between grid times the mean of one draw, ½ γ'(t) e(λ(t)), has the same integral, L_∞/(points − 1), on every segment
+    # (with e(λ) = s² e^λ/(1 + s² e^λ), ½ ∫ e dλ = ½ log(1 + s² e^λ)), so that it is constant as the grid is refined
+    levels = fitted.table
+    segments = 0.5 * ((1 + var * levels[:-1].exp()).log() - (1 + var * levels[1:].exp()).log())
+    torch.testing.assert_close(segments, torch.full_like(segments, 0.5 * math.log(low / high) / 500), rtol=1e-3, atol=0)
+
+
+def test_the_least_variance_schedule_has_the_least_variance():
+    """For Gaussian data and the best denoiser, draws along the fitted schedule vary less than along the others."""
+    mean, var, n = 0.5, 0.64, 200_000
+    ends = ddpm_log_snr(linear_schedule(200))[[0, -1]].tolist()
+    grid = torch.linspace(ends[1], ends[0], 2001, dtype=torch.float64)
+    fitted = TabulatedLogSNR.least_variance(grid, var * grid.exp() / (1 + var * grid.exp()))
+    generator = torch.Generator().manual_seed(4)
+    x = mean + math.sqrt(var) * torch.randn(n, 1, dtype=torch.float64, generator=generator)
+    t = torch.rand(n, dtype=torch.float64, generator=generator)
+    noise = torch.randn(n, 1, dtype=torch.float64, generator=generator)
+    found = {}
+    for name, schedule in (("fitted", fitted), ("linear", LogSNRSchedule("linear", *ends)), ("cosine", LogSNRSchedule("cosine", *ends))):
+        found[name] = estimate(continuous_loss(gaussian_denoiser(mean, var), x, schedule, "x", t=t, noise=noise)["per_example"], 1)
+    exact = 0.5 * math.log((1 + var * math.exp(ends[0])) / (1 + var * math.exp(ends[1])))
+    assert abs(found["fitted"].mean - exact) < 4 * found["fitted"].standard_error
+    assert found["fitted"].variance == pytest.approx(2 * exact**2, rel=0.05)  # the exercise: 3 L² − L², at its minimum
+    assert found["fitted"].variance < 0.9 * found["linear"].variance and found["fitted"].variance < 0.2 * found["cosine"].variance
+
+
+def test_a_bad_table_or_error_curve_is_refused():
+    with pytest.raises(ValueError, match="falling"):
+        TabulatedLogSNR(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    grid = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    with pytest.raises(ValueError, match="positive"):
+        TabulatedLogSNR.least_variance(grid, torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="rise"):
+        TabulatedLogSNR.least_variance(grid.flip(0), torch.ones(5, dtype=torch.float64))

@@ -22,8 +22,9 @@ $x_k = \sqrt{\bar\alpha_k}\,x_0 + \sqrt{1 - \bar\alpha_k}\,\varepsilon$ *is*
 $z_t$ at the log-SNR $\lambda_k = \log(\bar\alpha_k/(1 - \bar\alpha_k))$, so
 :func:`step_at_log_snr` turns a log-SNR in the trained range into a fractional
 step (interpolating $\lambda_k$ linearly between steps) and
-:func:`ddpm_model` feeds the network that step. :class:`DiscreteLogSNR` is the
-DDPM schedule itself in continuous time, the fractional step $1 + (T - 1)t$.
+:func:`ddpm_model` feeds the network that step. :meth:`TabulatedLogSNR.from_ddpm` is the
+DDPM schedule itself in continuous time, the fractional step $1 + (T - 1)t$, and
+:meth:`TabulatedLogSNR.least_variance` the schedule of least variance for a measured error curve.
 :func:`estimate` summarises the draws of the loss (mean, standard error,
 variance of one draw, bits per dimension).
 """
@@ -210,20 +211,68 @@ def ddpm_model(eps_model: Callable[[Tensor, Tensor], Tensor], schedule: Schedule
 
 
 @dataclass(frozen=True, eq=False)
-class DiscreteLogSNR:
-    r"""A DDPM schedule in continuous time: $t \in [0, 1]$ is the fractional step $k = 1 + (T - 1)t$.
+class TabulatedLogSNR:
+    r"""A schedule given by its log-SNR at the evenly spaced times $t_j = j/(n - 1)$, interpolated linearly between them.
 
-    $\lambda(t)$ interpolates the steps' $\lambda_k$ (:func:`ddpm_log_snr`) linearly, so it runs from
-    $\lambda_1$ at $t = 0$ to $\lambda_T$ at $t = 1$ and $\lambda'(t) = (T - 1)(\lambda_{k+1} - \lambda_k)$
-    is constant between steps. With :func:`ddpm_model` the network then sees exactly the steps it was
-    trained at, $t = (k - 1)/(T - 1)$. Build it with :meth:`from_schedule`.
+    ``table`` ``(n,)`` float64 holds $\lambda(t_0) > \lambda(t_1) > \dots > \lambda(t_{n-1})$, so
+    $\lambda'(t) = (n - 1)(\lambda_{j+1} - \lambda_j)$ is constant between grid times. Two ways to build one:
+
+    * :meth:`from_ddpm` — a DDPM schedule in continuous time: $t$ is the fractional step
+      $k = 1 + (T - 1)t$ and the table holds the steps' $\lambda_k$ (:func:`ddpm_log_snr`), so with
+      :func:`ddpm_model` the network sees exactly the steps it was trained at, $t = (k - 1)/(T - 1)$;
+    * :meth:`least_variance` — the schedule whose one-draw mean $\tfrac12\gamma'(t)\, e(\lambda(t))$ is the
+      same at every $t$, for a given error curve $e(\lambda)$ (book/vdm.md, exercise {ref}`ex-vdm-best-schedule`).
     """
 
-    table: Tensor  # (T,) float64: λ_1, …, λ_T
+    table: Tensor  # (n,) float64, falling
+
+    def __post_init__(self) -> None:
+        if self.table.dim() != 1 or len(self.table) < 2 or not bool((self.table[1:] < self.table[:-1]).all()):
+            raise ValueError(f"table must be a falling 1-D tensor of at least 2 log-SNRs, got shape {tuple(self.table.shape)}")
 
     @classmethod
-    def from_schedule(cls, schedule: Schedule) -> DiscreteLogSNR:
+    def from_ddpm(cls, schedule: Schedule) -> TabulatedLogSNR:
+        """DDPM's schedule in continuous time: the steps $k = 1, \\dots, T$ at $t = (k - 1)/(T - 1)$."""
         return cls(ddpm_log_snr(schedule).cpu())
+
+    @classmethod
+    def least_variance(cls, log_snr: Tensor, error: Tensor, points: int = 1001) -> TabulatedLogSNR:
+        r"""The schedule along which $\tfrac12\gamma'(t)\, e(\lambda(t))$ is constant, from the error curve $e$ at ``log_snr``.
+
+        ``log_snr`` ``(K,)`` rises from $\lambda_{\min}$ to $\lambda_{\max}$ (the schedule's ends); ``error``
+        ``(K,)`` is the mean $\lVert\epsilon - \hat\epsilon_\theta\rVert^2$ at those levels, positive. With
+        $\gamma' = -\lambda'$, a constant $\tfrac12\gamma' e$ means $dt \propto e(\lambda)\, d\lambda$: the time spent
+        at a noise level is proportional to the error there, $t(\lambda) = \int_\lambda^{\lambda_{\max}} e \big/ \int_{\lambda_{\min}}^{\lambda_{\max}} e$
+        (the integrals by the trapezoid rule over ``log_snr``, $e$ linear between its points). Of all schedules with these ends
+        it minimises the second moment $\int_0^1 (\tfrac12\gamma' e)^2 dt$ of the mean of one draw (Cauchy–Schwarz).
+        Returns the table at ``points`` evenly spaced times.
+        """
+        log_snr, error = log_snr.detach().to(torch.float64).cpu(), error.detach().to(torch.float64).cpu()
+        if log_snr.dim() != 1 or error.shape != log_snr.shape or len(log_snr) < 2:
+            raise ValueError(f"log_snr and error must be 1-D of the same length >= 2, got {tuple(log_snr.shape)} and {tuple(error.shape)}")
+        if not bool((log_snr[1:] > log_snr[:-1]).all()):
+            raise ValueError("log_snr must rise (from the schedule's lambda_min to its lambda_max)")
+        if not bool((error > 0).all()):
+            raise ValueError("the error curve must be positive at every log-SNR")
+        if points < 2:
+            raise ValueError(f"points must be at least 2, got {points}")
+        # $\int_{\lambda_{\min}}^{\lambda} e$ at each grid point, by the trapezoid rule
+        pieces = (error[1:] + error[:-1]) / 2 * (log_snr[1:] - log_snr[:-1])  # (K − 1,)
+        below = torch.cat([pieces.new_zeros(1), pieces.cumsum(0)])  # (K,), rising from 0
+        share = below / below[-1]  # (K,): $t(\lambda) = 1 - \text{share}(\lambda)$
+        # invert at t_j = j/(points − 1): between grid points e is linear, so ∫e is quadratic in λ
+        wanted = 1 - torch.linspace(0, 1, points, dtype=torch.float64)  # (points,): the share of ∫e below λ(t_j)
+        segment = torch.searchsorted(share, wanted.clamp(0, 1)).clamp(1, len(share) - 1)  # share[s − 1] <= wanted <= share[s]
+        lo, width = log_snr[segment - 1], log_snr[segment] - log_snr[segment - 1]
+        e_lo, e_hi = error[segment - 1], error[segment]
+        # solve ∫_lo^{lo + u·width} e = need for u ∈ [0, 1] with e linear: ½(e_hi − e_lo) width u² + e_lo width u = need
+        need = (wanted - share[segment - 1]) * below[-1]
+        a, b = 0.5 * (e_hi - e_lo) * width, e_lo * width
+        linear = need / b
+        u = torch.where(a.abs() > 1e-12 * b, (-b + (b * b + 4 * a * need).clamp(min=0).sqrt()) / (2 * a), linear)
+        table = lo + u.clamp(0, 1) * width
+        table[0], table[-1] = log_snr[-1], log_snr[0]  # the ends exactly
+        return cls(table)
 
     @property
     def log_snr_max(self) -> float:
