@@ -12,7 +12,9 @@ The total correlation $\mathrm{TC} = \mathrm{KL}(q(z) \,\|\, \prod_j q(z_j))$ is
 estimated by the density-ratio trick (book/beta_vae.md, eq. {eq}`tc-density-ratio`): a discriminator
 with logit $h(z)$ learns to tell codes $z \sim q(z)$ from codes whose
 dimensions were shuffled across the batch (:func:`permute_dims`, samples of
-$\prod_j q(z_j)$), and $\mathrm{TC} \approx \mathbb E_{q(z)}[h(z)]$.
+$\prod_j q(z_j)$), and $\mathrm{TC} \approx \mathbb E_{q(z)}[h(z)]$. A second estimate
+that needs no discriminator, minibatch-weighted sampling from the encoder's own
+densities (book/beta_vae.md, eq. {eq}`mws-unbiased`), is in :mod:`dgm.evaluation.total_correlation`.
 
 :func:`train_factor_vae` writes the two updates out (Kim & Mnih 2018, Alg. 2):
 the VAE's backward and step on the first half of a batch; then the
