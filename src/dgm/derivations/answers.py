@@ -59,8 +59,8 @@ from dgm.derivations.formulas import (
     shorten,
 )
 
-__all__ = ["CHILD_MEMORY", "MAX_LENGTH", "QUOTE_LENGTH", "TIME_LIMIT", "Verdict", "check", "check_set", "parse_answer",
-           "read_set"]
+__all__ = ["CHILD_MEMORY", "MAX_LENGTH", "QUOTE_LENGTH", "TIME_LIMIT", "SetReading", "Verdict", "check", "check_set",
+           "parse_answer", "read_set", "read_set_answer", "unanswered"]
 
 Status = Literal["correct", "up to a constant", "up to a factor", "wrong", "malformed", "unanswered", "too complex"]
 
@@ -129,7 +129,7 @@ def check(
     expected = sp.sympify(expected, strict=True)
     allowed = tuple(symbols) if symbols is not None else tuple(sorted(expected.free_symbols, key=str))
     names = {str(symbol): symbol for symbol in allowed}
-    if answer is ... or (isinstance(answer, str) and answer.strip() in ("", "...")):
+    if unanswered(answer):
         wanted = f"a formula in the symbols {', '.join(names)}" if names else "a number"
         return Verdict("unanswered", f"write your answer as text: {wanted}.")
     if isinstance(answer, str):
@@ -305,6 +305,39 @@ def read_set(text: str, elements: Sequence[str] | None = None) -> frozenset[str]
     return frozenset(found)
 
 
+def unanswered(answer: object) -> bool:
+    """Whether ``answer`` is still the blank a notebook hands out: ``...``, ``"..."`` or empty text."""
+    return answer is ... or (isinstance(answer, str) and answer.strip() in ("", "..."))
+
+
+@dataclass(frozen=True)
+class SetReading:
+    """What :func:`read_set_answer` made of an answer: ``read`` (with the ``names``), ``unanswered`` or
+    ``malformed`` (with a ``message`` that says what to type instead)."""
+
+    status: Literal["read", "unanswered", "malformed"]
+    names: frozenset[str] = frozenset()
+    message: str = ""
+
+
+def read_set_answer(answer: object, elements: Sequence[str] | None, example: str) -> SetReading:
+    """Read a set-of-names answer as the checker (:func:`check_set`) and the answer sheet (``dgm.grading``) both do.
+
+    Args:
+        answer: what the student wrote (any object: a notebook cell may hold a number or a Python set).
+        elements: the names the question allows, or ``None`` for any names (see :func:`read_set`).
+        example: a set to show in the message for an answer that is not text (``"{A, B}"``).
+    """
+    if unanswered(answer):
+        return SetReading("unanswered")
+    if not isinstance(answer, str):
+        return SetReading("malformed", message=f'write your answer as text in quotes, e.g. "{example}", not a {type(answer).__name__}.')
+    try:
+        return SetReading("read", read_set(answer, elements))
+    except ValueError as error:
+        return SetReading("malformed", message=str(error))
+
+
 def _shown(names: Iterable[str]) -> str:
     return "{" + ", ".join(sorted(names)) + "}"
 
@@ -320,14 +353,12 @@ def check_set(answer: str, expected: Iterable[str], elements: Sequence[str]) -> 
     expected, elements = frozenset(expected), tuple(elements)
     if not expected <= set(elements):
         raise ValueError(f"the expected set names {_shown(expected - set(elements))}, which are not among the elements")
-    if answer is ... or (isinstance(answer, str) and answer.strip() in ("", "...")):
+    reading = read_set_answer(answer, elements, example=f"{{{elements[0]}}}")
+    if reading.status == "unanswered":
         return Verdict("unanswered", f"write your answer as text: a set of the names {', '.join(elements)}, e.g. {{{elements[0]}}}.")
-    if not isinstance(answer, str):
-        return Verdict("malformed", f'write your answer as text in quotes, e.g. "{{{elements[0]}}}", not a {type(answer).__name__}.')
-    try:
-        given = read_set(answer, elements)
-    except ValueError as error:
-        return Verdict("malformed", str(error))
+    if reading.status == "malformed":
+        return Verdict("malformed", reading.message)
+    given = reading.names
     if given == expected:
         return Verdict("correct", f"your set {_shown(given)} is the expected one.")
     extra, missing = len(given - expected), len(expected - given)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from dgm.derivations.answers import TIME_LIMIT, Verdict, check, check_set, read_set
+from dgm.derivations.answers import TIME_LIMIT, Verdict, check, check_set, read_set, read_set_answer, unanswered
 from dgm.derivations.exercises import Exercise, SetExercise
 from dgm.derivations.formulas import parse_answer, shorten
 
@@ -239,7 +239,7 @@ class AnswerSheet:
         if label in self.sets:
             return self._set(answer, self.sets[label])
         names = ", ".join(map(str, self.symbols[label])) or "no symbols (a number)"
-        if answer is ... or (isinstance(answer, str) and answer.strip() in ("", "...")):
+        if unanswered(answer):
             return FormCheck("unanswered", f"Replace ... with your formula, as text in quotes; it may use {names}.")
         if not isinstance(answer, str):
             return FormCheck(
@@ -257,15 +257,12 @@ class AnswerSheet:
     @staticmethod
     def _set(answer: object, elements: tuple[str, ...] | None) -> FormCheck:
         """The form check of a set of names (of ``elements``, or of any names)."""
-        if answer is ... or (isinstance(answer, str) and answer.strip() in ("", "...")):
+        reading = read_set_answer(answer, elements, example="{A, B}")
+        if reading.status == "unanswered":
             names = ", ".join(elements) if elements else "the question's names"
             return FormCheck("unanswered", f"Replace ... with a set of names as text in quotes, e.g. \"{{A, B}}\"; it may use {names}.")
-        if not isinstance(answer, str):
-            return FormCheck("malformed", f'write your answer as text in quotes, e.g. "{{A, B}}", not a {type(answer).__name__}.')
-        try:
-            names = read_set(answer, elements)
-        except ValueError as error:
-            return FormCheck("malformed", str(error))
-        shown = "{" + ", ".join(sorted(names)) + "}"
+        if reading.status == "malformed":
+            return FormCheck("malformed", reading.message)
+        shown = "{" + ", ".join(sorted(reading.names)) + "}"
         return FormCheck("well-formed", f"It reads as the set {shorten(shown, 200)}. Whether it is right is "
                                         "decided when your notebook is graded.")  # fmt: skip
