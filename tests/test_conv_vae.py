@@ -17,7 +17,7 @@ from dgm.latent.vae import ConvVAE, ConvVAESettings, HeldOutELBO, VAESettings, a
 from dgm.networks import ConvDecoder, ConvEncoder
 from dgm.training import TrainSettings, fit
 
-DSPRITES = dict(image_shape=(1, 64, 64), channels=(8, 8, 16, 16), hidden=(32,), latent_dim=4)
+DSPRITES = {"image_shape": (1, 64, 64), "channels": (8, 8, 16, 16), "hidden": (32,), "latent_dim": 4}
 
 
 def small_mnist_vae(likelihood: str = "bernoulli") -> ConvVAE:

@@ -94,7 +94,7 @@ def load(split: Split = "train", *, root: str | Path | None = None, size: int = 
     transform = transforms.Compose([transforms.CenterCrop(CROP), transforms.Resize(size, antialias=True), transforms.PILToTensor()])
     try:
         dataset = CelebA(str(root), split=split, target_type="attr", transform=transform, download=False)
-    except (RuntimeError, OSError) as error:
+    except (RuntimeError, OSError):  # torchvision's 'Dataset not found or corrupted', or an unreadable file
         raise DatasetNotFoundError(missing_message(root)) from None
     count = len(dataset) if count is None else min(count, len(dataset))
     images = torch.stack([dataset[index][0] for index in range(count)])  # (N, 3, size, size) uint8
