@@ -52,6 +52,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import mpmath
@@ -201,6 +202,21 @@ def describe_point(point: Mapping[sp.Symbol, sp.Expr]) -> str:
     return ", ".join(f"{symbol} = {float(value):.4g}" for symbol, value in point.items())
 
 
+@lru_cache(maxsize=4096)
+def _lambdified(expr: sp.Expr, symbols: tuple[sp.Symbol, ...]) -> Callable[..., object] | None:
+    """``expr`` as an mpmath function of ``symbols``, or ``None`` where lambdify cannot print it (SymPy evaluates it then).
+
+    Cached: a mutation test puts many right-hand sides against one left-hand side, whose function is built once.
+    The key is the expression and the symbols themselves, compared as SymPy compares them (structurally: a
+    Float of other precision, a Float for an Integer, a symbol with other assumptions are other keys), so the
+    cache returns a function only for the very expression it was built from.
+    """
+    try:
+        return sp.lambdify(symbols, expr, modules="mpmath")
+    except Exception:  # anything lambdify cannot print is evaluated by SymPy instead
+        return None
+
+
 class _Side:
     """One side of a step, ready for numeric evaluation: fast (mpmath at 50 digits) where it is a closed form."""
 
@@ -213,12 +229,7 @@ class _Side:
             )
         self.expr, self.symbols = expr, tuple(symbols)
         self.quadrature = _unevaluated(expr)
-        self.function: Callable[..., object] | None = None
-        if not self.quadrature:
-            try:
-                self.function = sp.lambdify(self.symbols, expr, modules="mpmath")
-            except Exception:  # anything lambdify cannot print is evaluated by SymPy instead
-                self.function = None
+        self.function = None if self.quadrature else _lambdified(expr, self.symbols)
 
     def at(self, point: Mapping[sp.Symbol, sp.Expr]) -> mpmath.mpc | None:
         """The side at ``point`` (an mpmath number, to be compared at ``DIGITS`` digits); ``None`` where undefined or infinite."""
