@@ -136,11 +136,16 @@ def test_exercise_keys_agree_with_the_page(page):
     key = EXERCISES["ex-scores-dsm-constant"]
     v_key, sigma_key = key.symbols
     assert sp.simplify(spread - key.expected.subs({v_key: p["v"], sigma_key: p["sigma"]})) == 0
-    # ex-scores-largest-step: where the stationary variance of eq. (langevin-stationary-variance) blows up
+    # ex-scores-largest-step: on p ∝ 1/cosh(x/s) the noise-free step x + δ ∇log p(x) stops contracting at the mode
+    # where its slope there reaches −1; the same bound as where the Gaussian's stationary variance blows up
     s, delta = p["s"], p["delta"]
+    x_ = sp.Symbol("x_", real=True)
+    step = x_ + delta * sp.diff(-sp.log(sp.cosh(x_ / s)), x_)
+    (edge,) = sp.solve(sp.Eq(sp.diff(step, x_).subs(x_, 0), -1), delta)
     (pole,) = sp.solve(sp.denom(sp.together(evaluate(p["stationary"].result))), delta)
     (s_key,) = EXERCISES["ex-scores-largest-step"].symbols
-    assert sp.simplify(pole - EXERCISES["ex-scores-largest-step"].expected.subs(s_key, s)) == 0
+    assert sp.simplify(edge - EXERCISES["ex-scores-largest-step"].expected.subs(s_key, s)) == 0
+    assert sp.simplify(pole - edge) == 0
     # ex-scores-linear-minimiser: the minimiser of Hyvärinen's objective in one dimension is the true score
     a0, a1, a2, x, m, v = (p[name] for name in ("a0", "a1", "a2", "x", "m", "v"))
     objective = evaluate(p["hyvarinen_1d"].result).subs(a2, 0)

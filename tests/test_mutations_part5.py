@@ -123,3 +123,28 @@ def test_exercise_keys_agree_with_the_pages(ddpm, ddim):
     page_value = evaluate(ddim["gamma"])
     expected = key.expected.subs({a_key: ddim["abar_t"], a_prev_key: ddim["abar_prev"], s2_key: ddim["sigma2"]})
     assert sp.simplify(page_value - expected) == 0
+
+
+def test_rewritten_exercise_keys_agree_with_the_pages(ddpm, ddim):
+    import numpy as np
+
+    # ex-ddpm-best-noise: the page fits one least-squares line per step on 20,000 samples; the key's E[ε | x_t] is
+    # a line too, and every fitted line lies within sampling error of it (standard errors ≤ 0.03); a key that forgets
+    # the data's mean does not
+    key = EXERCISES["ex-ddpm-best-noise"]
+    x_key, m_key, s2_key, a_key = key.symbols
+    exact = key.expected.subs({m_key: ddpm["m_data"], s2_key: ddpm["s_data"] ** 2})
+    forgetful = key.expected.subs({m_key: 0, s2_key: ddpm["s_data"] ** 2})
+    slope_of = sp.lambdify(a_key, sp.diff(exact, x_key))
+    intercept_of, forgetful_intercept_of = (sp.lambdify(a_key, e.subs(x_key, 0)) for e in (exact, forgetful))
+    alpha_bar, line = np.asarray(ddpm["alpha_bar"]), np.asarray(ddpm["line"])
+    assert np.abs(line[:, 0] - slope_of(alpha_bar)).max() < 0.1
+    assert np.abs(line[:, 1] - intercept_of(alpha_bar)).max() < 0.1
+    assert np.abs(line[:, 1] - forgetful_intercept_of(alpha_bar)).max() > 0.3
+    # ex-ddim-gaussian-ode: the key's E[ε | x̄], at the page's solution x̄(σ̄), is the derivative the page checked
+    key = EXERCISES["ex-ddim-gaussian-ode"]
+    x_key, sbar_key, s2_key = key.symbols
+    derivative = evaluate(ddim["flow"].start)
+    at_solution = key.expected.subs({x_key: evaluate(ddim["solution"]), sbar_key: ddim["sbar"], s2_key: ddim["s2"]})
+    assert sp.simplify(derivative - at_solution) == 0
+    assert sp.simplify(derivative - 2 * at_solution) != 0
