@@ -93,12 +93,19 @@ EXERCISES: dict[str, Exercise | SetExercise] = {
     "ex-vae-bernoulli-logit": Exercise(_x * sp.log(_x) + (1 - _x) * sp.log(1 - _x), (_x,), domain={_x: (0, 1)}),
     "ex-vae-learned-prior": Exercise(sp.log(1 + _m**2 / _v) / 2, (_m, _v)),
     # book/beta_vae.md
-    "ex-beta-encoder": Exercise(1 / (1 + _beta * _s2), (_beta, _s2)),
-    "ex-beta-tc": Exercise(-sp.log(1 - _rho**2) / 2, (_rho,), domain={_rho: (-1, 1)}),
+    "ex-beta-distortion": Exercise(_beta * (1 + 2 * _beta * _s2) / (2 * (1 + _beta * _s2) ** 2), (_beta, _s2)),
+    "ex-beta-tc": Exercise(-sp.log((1 - _rho) ** 2 * (1 + 2 * _rho)) / 2, (_rho,), domain={_rho: (-0.5, 1)}),
+    "ex-beta-mi": Exercise(sp.log((1 + _beta * _s2 + _beta**2 * _s2**2) / (_beta * _s2 * (1 + _beta * _s2))) / 2, (_beta, _s2)),
     "ex-beta-tempered-variance": Exercise(_beta * _s2 / (_beta * _s2 + _w**2), (_beta, _s2, _w)),
     "ex-beta-two-atoms": Exercise(
         _l1 ** (1 / _beta) / (_l1 ** (1 / _beta) + _l2 ** (1 / _beta)), (_beta, _l1, _l2), domain={_beta: (0.1, 10)}
     ),
+    "ex-beta-optimum-value": Exercise(
+        _beta * sp.log((_l1 ** (1 / _beta) + _l2 ** (1 / _beta)) / 2), (_beta, _l1, _l2), domain={_beta: (0.1, 10)}
+    ),
+    **(lambda own, others, size, batch: {
+        "ex-beta-mws-bias": Exercise((1 / batch - 1 / size) * (own - others), (own, others, size, batch)),
+    })(*sp.symbols("a b N M", positive=True)),
     # book/hvae.md
     "ex-hvae-v2": Exercise(_warmup * _s1 / (_a**2 + _warmup * _s1), (_a, _s1, _warmup)),
     "ex-hvae-cost": Exercise(
