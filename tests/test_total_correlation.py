@@ -155,3 +155,29 @@ def test_mws_total_correlation_of_a_gaussian_aggregate():
 def test_bad_input_is_refused_with_a_message(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_the_exercise_keys_agree_with_the_library():
+    """ex-beta-tc (three equicorrelated dimensions) against gaussian_total_correlation, and ex-beta-mws-bias
+    (weights 1/M that ignore N) against the mean of such an estimate over every minibatch of a small data set."""
+    from dgm.derivations.exercises import EXERCISES
+
+    def key(label: str, **values: float) -> float:
+        exercise = EXERCISES[label]
+        return float(exercise.expected.subs({symbol: values[symbol.name] for symbol in exercise.symbols}))
+
+    for rho in (-0.4, 0.1, 0.6, 0.95):
+        covariance = (1 - rho) * torch.eye(3, dtype=DOUBLE) + rho * torch.ones(3, 3, dtype=DOUBLE)
+        assert math.isclose(key("ex-beta-tc", rho=rho), float(gaussian_total_correlation(covariance)), rel_tol=1e-12)
+    n, m = 6, 3
+    mean, log_var = encoder_outputs(n, 2, seed=11)
+    z = mean[:1] + 0.1 * torch.randn(1, 2, generator=torch.Generator().manual_seed(12), dtype=DOUBLE)
+    densities = diagonal_normal_log_prob(z, mean, log_var).exp()  # q(z | x_n), n = 0..5
+    uniform = torch.full((1, m), -math.log(m), dtype=DOUBLE)
+    estimates = [
+        mixture_log_densities(z, mean[[0, *others]], log_var[[0, *others]], uniform).joint[0].exp()
+        for others in itertools.combinations(range(1, n), m - 1)
+    ]
+    bias = float(torch.stack(estimates).mean() - densities.mean())
+    own, others = float(densities[0]), float(densities[1:].mean())
+    assert math.isclose(bias, key("ex-beta-mws-bias", a=own, b=others, N=n, M=m), rel_tol=1e-10)
