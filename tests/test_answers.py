@@ -104,27 +104,32 @@ def test_exercise_labels_exist_on_the_pages():
         assert f":label: {label}" in text and f'check_answer("{label}"' in text
 
 
-@pytest.mark.parametrize("answer", ["log(1/(1 - rho**2))/2", "-log(1 - rho^2)/2", "-log((1 - rho)*(1 + rho))/2"])
+@pytest.mark.parametrize(
+    "answer",
+    ["log(1/((1 - rho)**2*(1 + 2*rho)))/2", "-log((1 - rho)^2*(1 + 2*rho))/2", "-log(1 - rho) - log(1 + 2*rho)/2"],
+)
 def test_total_correlation_is_correct_on_its_domain(answer):
-    # rho is a correlation: outside (-1, 1) the forms differ by i*pi, which read as "up to a constant"
+    # rho is the common correlation of three dimensions: outside (-1/2, 1) the forms differ by i*pi, which read as
+    # "up to a constant"
     assert check_answer("ex-beta-tc", answer).status == "correct"
 
 
 @pytest.mark.parametrize(
     "answer",
     [
-        "x*l - log(1 + exp(l))",
-        "-log(1 + exp((1 - 2*x)*l))",  # -softplus(-(2x - 1) l): equal for x in {0, 1} only
-        "x**2*l - log(1 + exp(l))",
-        "x*(-log(1 + exp(-l))) + (1 - x)*(-log(1 + exp(l)))",
+        "x*log(x) + (1 - x)*log(1 - x)",
+        "log(x**x*(1 - x)**(1 - x))",  # equal on the grey levels 0 < x < 1
+        "x*log(x/(1 - x)) + log(1 - x)",  # the value x*l - log(1 + exp(l)) at the best logit l = log(x/(1 - x))
     ],
 )
-def test_bernoulli_logit_forms_are_correct_for_a_binary_pixel(answer):
+def test_grey_pixel_bernoulli_optimum_forms_are_correct(answer):
     assert check_answer("ex-vae-bernoulli-logit", answer).status == "correct"
 
 
-def test_bernoulli_logit_for_one_pixel_value_only_is_wrong():
-    assert check_answer("ex-vae-bernoulli-logit", "-log(1 + exp(-l))").status == "wrong"  # right for x = 1 only
+@pytest.mark.parametrize("answer", ["-x*log(x) - (1 - x)*log(1 - x)", "0", "log(x/(1 - x))"])
+def test_grey_pixel_bernoulli_entropy_sign_zero_or_logit_is_wrong(answer):
+    # the binary entropy (a sign slip), the 'perfect reconstruction' 0 and the best logit itself are not the value
+    assert check_answer("ex-vae-bernoulli-logit", answer).status == "wrong"
 
 
 def test_the_domain_reaches_the_checks():
