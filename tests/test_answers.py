@@ -114,6 +114,29 @@ def test_total_correlation_is_correct_on_its_domain(answer):
     assert check_answer("ex-beta-tc", answer).status == "correct"
 
 
+PIXEL, LOGIT = sp.Symbol("x", integer=True), sp.Symbol("l", real=True)  # a binary pixel: domain (0, 1)
+BINARY_BERNOULLI = PIXEL * LOGIT - sp.log(1 + sp.exp(LOGIT))  # log Bern(x; sigmoid(l)), eq. (bernoulli-bce) of book/vae.md
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "x*l - log(1 + exp(l))",
+        "-log(1 + exp((1 - 2*x)*l))",  # -softplus(-(2x - 1) l): equal for x in {0, 1} only
+        "x**2*l - log(1 + exp(l))",
+        "x*(-log(1 + exp(-l))) + (1 - x)*(-log(1 + exp(l)))",
+    ],
+)
+def test_bernoulli_logit_forms_are_correct_for_a_binary_pixel(answer):
+    # an integer symbol on the domain (0, 1) is checked at x in {0, 1} only
+    assert check(answer, BINARY_BERNOULLI, symbols=(PIXEL, LOGIT), domain={PIXEL: (0, 1)}).status == "correct"
+
+
+def test_bernoulli_logit_for_one_pixel_value_only_is_wrong():
+    verdict = check("-log(1 + exp(-l))", BINARY_BERNOULLI, symbols=(PIXEL, LOGIT), domain={PIXEL: (0, 1)})
+    assert verdict.status == "wrong"  # right for x = 1 only
+
+
 @pytest.mark.parametrize(
     "answer",
     [

@@ -308,15 +308,15 @@ def graded(built: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     blank = built / "mine" / "student" / "vi.ipynb"
     good = {
         "ex-vi-kl": "(v/v_p + (μ − mu_p)²/v_p − 1 − log(v/v_p))/2",
-        "ex-vi-posterior-variance": "s2/(w^2 + s2)",
+        "ex-vi-posterior-variance": "tau2*s2/(w^2*tau2 + s2)",
         "ex-vi-score-variance": "mu**2/sigma**2 + 2",
-        "ex-vi-mean-field": "1/L11",
+        "ex-vi-mean-field": "-log(1 - rho**2)/2",
         "hw-vi-1": "mu**2",  # twice the answer: accepted "up to a factor" by this question's key
         "ex-vi-log-rate": "-log(2*pi)/2 - (1 + theta**2)/2",
         "ex-vi-grad-s2": "-1/(2*s2) + ((x - w*m - b)**2 + w**2*v)/(2*s2**2)",
     }
     (folder / "good.ipynb").write_text(json.dumps(fill(blank, good, {"ex-vi-tight": "The gap is a KL."})))
-    wrong = dict(good, **{"ex-vi-kl": "(mu - mu_p)**2/v_p", "ex-vi-mean-field": "2/L11"})
+    wrong = dict(good, **{"ex-vi-kl": "(mu - mu_p)**2/v_p", "ex-vi-mean-field": "-log(1 - rho**2)"})
     (folder / "wrong.ipynb").write_text(json.dumps(fill(blank, wrong)))
     (folder / "broken.ipynb").write_text('{"cells": [{"cell_type": "code", "source": "answer(')
     incomplete = fill(blank, good)
@@ -433,7 +433,7 @@ def test_the_summary_and_the_command(graded: tuple[Path, dict], built: Path, tmp
 
 def test_which_assignment_a_notebook_is(built: Path, tmp_path: Path):
     key = load_key(built / "mine" / "instructor" / "key.toml")
-    no_metadata = fill(built / "mine" / "student" / "vi.ipynb", {"ex-vi-mean-field": "1/L11"})
+    no_metadata = fill(built / "mine" / "student" / "vi.ipynb", {"ex-vi-mean-field": "-log(1 - rho**2)/2"})
     del no_metadata["metadata"]["dgm_assignment"]  # lost on the way: the questions it answers say vi
     (tmp_path / "ann.ipynb").write_text(json.dumps(no_metadata))
     (tmp_path / "ben").mkdir()
