@@ -117,11 +117,11 @@ def test_exercise_keys_agree_with_the_pages(ddpm, ddim):
     eta_key, a_key, a_prev_key = key.symbols
     page_value = evaluate(ddim["sigma_eta"].result) ** 2
     assert sp.simplify(page_value - key.expected.subs({eta_key: ddim["eta"], a_key: ddim["abar_t"], a_prev_key: ddim["abar_prev"]})) == 0
-    # ex-ddim-weight: the page's γ_t
+    # ex-ddim-weight: the page's γ_t at the largest variance the family allows, σ_t² = 1 − ᾱ_{t−1}
     key = EXERCISES["ex-ddim-weight"]
-    a_key, a_prev_key, s2_key = key.symbols
-    page_value = evaluate(ddim["gamma"])
-    expected = key.expected.subs({a_key: ddim["abar_t"], a_prev_key: ddim["abar_prev"], s2_key: ddim["sigma2"]})
+    a_key, a_prev_key = key.symbols
+    page_value = evaluate(ddim["gamma"]).subs(ddim["sigma2"], 1 - ddim["abar_prev"])
+    expected = key.expected.subs({a_key: ddim["abar_t"], a_prev_key: ddim["abar_prev"]})
     assert sp.simplify(page_value - expected) == 0
 
 

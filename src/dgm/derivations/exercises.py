@@ -162,11 +162,7 @@ EXERCISES: dict[str, Exercise | SetExercise] = {
             (x, e, a, a_prev),
             domain={a: (0.01, 0.99), a_prev: (0.01, 0.99)},
         ),
-        "ex-ddim-weight": Exercise(
-            (sp.sqrt(a_prev * (1 - a) / a) - sp.sqrt(1 - a_prev - s2)) ** 2 / (2 * s2),
-            (a, a_prev, s2),
-            domain={a: (0.01, 0.2), a_prev: (0.3, 0.8), s2: (0.001, 0.2)},
-        ),
+        "ex-ddim-weight": Exercise(a_prev * (1 - a) / (2 * a * (1 - a_prev)), (a, a_prev), domain={a: (0.01, 0.4), a_prev: (0.5, 0.99)}),
         "ex-ddim-gaussian-ode": Exercise(sbar * x / (s2 + sbar**2), (x, sbar, s2)),
     })(*sp.symbols("eta a a_prev s2 sbar", positive=True), *sp.symbols("x e", real=True)),
     # book/vdm.md
