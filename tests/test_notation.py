@@ -180,10 +180,12 @@ def test_plus_and_product_print_in_the_order_written_and_evaluate_to_the_sum_and
     assert latex(product(plus(1, v), x)) == r"\left(1 + v\right) x"  # SymPy alone prints v + 1
     assert evaluate(product(a, z)) == z * a.definition
     assert evaluate(plus(z, -product(a, x))) == z - x * a.definition
-    with pytest.raises(ValueError, match="two"):
-        product(x)
-    with pytest.raises(ValueError, match="two"):
-        plus(x)
+    assert latex(product(x)) == "x" and evaluate(product(x)) == x  # one factor: the last term of a sum of products
+    assert latex(plus(x)) == "x" and evaluate(plus(x)) == x
+    with pytest.raises(ValueError, match="at least one"):
+        product()
+    with pytest.raises(ValueError, match="at least one"):
+        plus()
 
 
 def test_a_function_of_time_prints_by_name_and_evaluates_by_its_formula():
@@ -218,3 +220,13 @@ def test_a_definite_integral_needs_a_true_antiderivative():
     assert chain.steps[-1].check == "exact"
     with pytest.raises(StepError):
         chain.verify_step(1, Definite(a * t**3, t, 0, 1, antiderivative=a * t**3 / 3))
+
+
+def test_a_log_prints_as_written_and_evaluates_to_split_logs():
+    from dgm.derivations.notation import Log
+
+    a, b = sp.symbols("a b", positive=True)
+    ratio = Named(r"\rho", a * b / (a + b))
+    assert latex(Log(ratio)) == r"\log \left(\rho\right)"
+    assert evaluate(Log(ratio)) == sp.log(a) + sp.log(b) - sp.log(a + b)  # split, so equal logs compare as equal
+    assert sp.simplify(evaluate(Log(ratio)) - sp.log(a * b / (a + b))) == 0

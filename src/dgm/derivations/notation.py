@@ -267,17 +267,37 @@ class Written(Notation):
 
 
 def plus(*terms: object) -> Written:
-    """``terms[0] + terms[1] + …`` printed in this order (a minus sign where a term has one)."""
-    if len(terms) < 2:
-        raise ValueError(f"a sum needs at least two terms, got {len(terms)}")
+    """``terms[0] + terms[1] + …`` printed in this order (a minus sign where a term has one); one term is itself."""
+    if not terms:
+        raise ValueError("a sum needs at least one term, got none")
     return Written(Str("+"), *map(sp.sympify, terms))
 
 
 def product(*factors: object) -> Written:
-    """``factors[0] · factors[1] · …`` printed in this order, side by side."""
-    if len(factors) < 2:
-        raise ValueError(f"a product needs at least two factors, got {len(factors)}")
+    """``factors[0] · factors[1] · …`` printed in this order, side by side; one factor is itself (the last term of a
+    sum of products, as in book/ddpm's variance of x_T)."""
+    if not factors:
+        raise ValueError("a product needs at least one factor, got none")
     return Written(Str("*"), *map(sp.sympify, factors))
+
+
+class Log(Notation):
+    r"""$\log$ of a positive quantity, printed as written and evaluated as a sum of the logs of its factors.
+
+    Splitting the logs (:func:`expanded_logs`) makes two equal logs compare as
+    equal symbolically, so chains through them are decided exactly.
+    """
+
+    is_real = True
+
+    def __new__(cls, argument: object) -> "Log":
+        return sp.Expr.__new__(cls, sp.sympify(argument))
+
+    def value(self) -> sp.Expr:
+        return expanded_logs(sp.log(sp.together(evaluate(self.args[0]))))
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        return rf"\log \left({printer._print(self.args[0])}\right)"
 
 
 class OfTime(Notation):
