@@ -6,10 +6,18 @@ paired notebooks in book/ (kept in sync with their .md by
 tests/test_notebooks.py), so a wrong derivation step fails the tests.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ["DGM_PROFILE"] = "quick"
 os.environ["DGM_PROGRESS"] = "0"
-os.environ.setdefault("DGM_RUNS", tempfile.mkdtemp(prefix="dgm-runs-"))
+if "DGM_RUNS" not in os.environ:
+    # Made once, by the first process (pytest-xdist's workers inherit it), and removed
+    # when that process ends: the quick runs' checkpoints would otherwise stay in /tmp,
+    # about 0.4 GB a run (518 such folders had filled this machine's disk).
+    _runs = tempfile.mkdtemp(prefix="dgm-runs-")
+    os.environ["DGM_RUNS"] = _runs
+    atexit.register(shutil.rmtree, _runs, ignore_errors=True)
 os.environ.setdefault("MPLBACKEND", "Agg")
