@@ -5,23 +5,37 @@ within ``TIME_LIMIT`` plus a margin, with a short message that says what was wro
 ``os.system``, ``os.popen`` and ``subprocess.Popen`` are replaced by a tripwire that leaves a file
 (so a call in the grading child shows too) and the working directory is an empty temporary one.
 Answers that would shell out try to ``touch`` a canary file there.
+
+The time limit is one on the CPU time of the comparison, not on the clock: the last section checks that a
+right answer is accepted while other processes spin on the grading child's CPU (its check takes longer on
+the clock than the limit), that a hostile one is still refused after the limit's worth of CPU time, and that
+a child that makes no progress is stopped at the wall-clock ceiling.
 """
 
+import math
 import multiprocessing
 import os
+import resource
 import subprocess
 import time
+from contextlib import contextmanager
 
 import pytest
 import sympy as sp
 
-from dgm.derivations.answers import MAX_LENGTH, QUOTE_LENGTH, TIME_LIMIT, check, check_set, parse_answer
+from dgm.derivations import answers
+from dgm.derivations.answers import MAX_LENGTH, QUOTE_LENGTH, TIME_LIMIT, WALL_LIMIT, check, check_set, parse_answer
 from dgm.derivations.exercises import EXERCISES, check_answer
 
 mu = sp.Symbol("mu", real=True)
 sigma = sp.Symbol("sigma", positive=True)
 KL = (mu**2 + sigma**2 - 1) / 2 - sp.log(sigma)
 MARGIN = 2.0  # seconds beyond the time limit a verdict may take (fork, join, a loaded machine)
+# correct, but SymPy needs minutes to show it: five sin²+cos² identities to the 7th power
+ONES = "*".join(f"(sin({a})**2 + cos({a})**2)**7" for a in ("mu", "sigma", "mu*sigma", "mu+sigma", "mu-sigma"))
+SLOW_RIGHT = f"(mu**2 + sigma**2 - 1)/2 - log(sigma) + {ONES} - 1"
+# correct, and a few tenths of a second of CPU time to show it (0.20-0.23 s here): sin² + cos² = 1 once
+SOME_WORK = "(mu**2 + sigma**2 - 1)/2 - log(sigma)*(sin(mu)**2 + cos(mu)**2)"
 SHELL = "touch CANARY"
 VALID_10K = "+".join(["mu"] * 3334)  # a formula, but 10,000 characters
 
@@ -184,14 +198,20 @@ def test_a_long_answer_is_quoted_by_a_short_prefix_only():
     assert verdict.message.count("mu") <= QUOTE_LENGTH // 2 + 1 and "…" in verdict.message
 
 
+def children_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process's children that have ended and been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def test_a_comparison_past_the_time_limit_is_too_complex_and_leaves_no_process():
-    # correct, but SymPy needs minutes to show it: five sin²+cos² identities to the 7th power
-    ones = "*".join(f"(sin({a})**2 + cos({a})**2)**7" for a in ("mu", "sigma", "mu*sigma", "mu+sigma", "mu-sigma"))
-    start = time.perf_counter()
-    verdict = check(f"(mu**2 + sigma**2 - 1)/2 - log(sigma) + {ones} - 1", KL)
-    elapsed = time.perf_counter() - start
-    assert verdict.status == "too complex" and f"{TIME_LIMIT:g} s" in verdict.message and not verdict
-    assert TIME_LIMIT <= elapsed < TIME_LIMIT + MARGIN
+    limit = 1.0  # CPU seconds; the default TIME_LIMIT behaves alike, 5 s of CPU time later
+    before, start = children_cpu_seconds(), time.perf_counter()
+    verdict = check(SLOW_RIGHT, KL, time_limit=limit)
+    elapsed, spent = time.perf_counter() - start, children_cpu_seconds() - before
+    assert verdict.status == "too complex" and f"{limit:g} s of computing" in verdict.message and not verdict
+    assert 0.9 * limit <= spent < limit + 0.5  # stopped by its CPU time (rusage ticks may read a little under)
+    assert 0.9 * limit <= elapsed < WALL_LIMIT  # the clock: at least the CPU time, never past the ceiling
     assert multiprocessing.active_children() == []
 
 
@@ -316,3 +336,107 @@ def test_hostile_set_answer_gets_a_verdict_fast_and_runs_nothing(answer, hint, t
 def test_a_set_answer_that_is_not_text_is_malformed(answer):
     verdict = check_set(answer, {"G"}, NODES)
     assert verdict.status == "malformed" and "as text" in verdict.message
+
+
+# -- the limit is on CPU time, not on the clock ------------------------------------------------------------
+
+
+SPINNERS = 6  # the child's check takes about 7 times its CPU time on the clock
+
+
+def spin() -> None:
+    while True:
+        pass
+
+
+@contextmanager
+def busy_cpu():
+    """Pin this thread (so the grading child it forks too) to one CPU and start ``SPINNERS`` processes that spin
+    on that CPU at the same priority: the child gets about 1/(SPINNERS + 1) of it, far less on the clock than
+    its CPU time. The spinners are killed and the affinity restored afterwards."""
+    if not hasattr(os, "sched_setaffinity") or "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("pinning to one CPU needs Linux")
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    context = multiprocessing.get_context("fork")
+    spinners = [context.Process(target=spin, daemon=True) for _ in range(SPINNERS)]
+    try:
+        for spinner in spinners:
+            spinner.start()
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
+        for spinner in spinners:
+            spinner.kill()  # our own processes, by their handles
+        for spinner in spinners:
+            spinner.join()
+
+
+def test_a_right_answer_is_accepted_on_a_busy_machine_and_a_hostile_one_still_refused():
+    check(SOME_WORK, KL)  # warm the imports
+    before = children_cpu_seconds()
+    assert check(SOME_WORK, KL).status == "correct"
+    work = children_cpu_seconds() - before  # the CPU time this check needs: 0.20-0.23 s here
+    limit = max(3 * work, 0.05)  # three times what the check needs, a fraction of what it takes on the clock below
+    with busy_cpu():
+        before, start = children_cpu_seconds(), time.perf_counter()
+        verdict = check(SOME_WORK, KL, time_limit=limit)
+        elapsed, spent = time.perf_counter() - start, children_cpu_seconds() - before
+        assert verdict.status == "correct", verdict
+        assert spent < limit
+        assert elapsed > limit, (elapsed, limit)  # the load was real: a clock limit of that size would have refused it
+
+        limit = max(work, 0.05)  # enough for the right answer unloaded; SLOW_RIGHT needs minutes
+        before, start = children_cpu_seconds(), time.perf_counter()
+        verdict = check(SLOW_RIGHT, KL, time_limit=limit)
+        elapsed, spent = time.perf_counter() - start, children_cpu_seconds() - before
+        assert verdict.status == "too complex" and f"{limit:g} s of computing" in verdict.message, verdict
+        assert 0.8 * limit <= spent < limit + 0.5  # refused after the limit's CPU time, however slow the clock
+        assert elapsed < WALL_LIMIT
+    assert multiprocessing.active_children() == []
+
+
+def test_a_child_that_waits_is_not_charged_for_the_clock(monkeypatch):
+    # the grading child sleeps 1.5 s on the clock (no CPU time) before it grades: a 0.5 s CPU limit lets it finish
+    grade = answers._grade
+    monkeypatch.setattr(answers, "_grade", lambda job: (time.sleep(1.5), grade(job))[1])
+    start = time.perf_counter()
+    assert check("mu**2/2 + sigma**2/2 - 1/2 - ln(sigma)", KL, time_limit=0.5).status == "correct"
+    assert time.perf_counter() - start >= 1.5
+
+
+def test_a_child_that_makes_no_progress_is_stopped_at_the_wall_clock_ceiling(monkeypatch):
+    monkeypatch.setattr(answers, "_grade", lambda job: time.sleep(600))  # stuck: no CPU time, no verdict
+    start = time.perf_counter()
+    verdict = check("mu**2/2 + sigma**2/2 - 1/2 - ln(sigma)", KL, time_limit=0.5, wall_limit=1.0)
+    elapsed = time.perf_counter() - start
+    assert verdict.status == "too complex" and "within 1 s on the clock" in verdict.message
+    assert "try again" in verdict.message
+    assert 1.0 <= elapsed < 1.0 + MARGIN
+    assert multiprocessing.active_children() == []
+
+
+def test_the_default_ceiling_is_far_above_the_cpu_limit():
+    assert answers._limits(TIME_LIMIT, None) == (TIME_LIMIT, WALL_LIMIT) and WALL_LIMIT >= 10 * TIME_LIMIT
+    assert answers._limits(30.0, None) == (30.0, 120.0)  # a long CPU limit (dgm-grade --time-limit) lifts it
+
+
+def test_without_a_cpu_timer_the_limit_is_on_the_clock(monkeypatch):
+    monkeypatch.setattr(answers, "_CPU_TIMER", False)  # as on Windows
+    start = time.perf_counter()
+    verdict = check(SLOW_RIGHT, KL, time_limit=0.5)
+    assert verdict.status == "too complex" and "in 0.5 s;" in verdict.message
+    assert 0.5 <= time.perf_counter() - start < 0.5 + MARGIN
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize(
+    "limits, phrase",
+    [({"time_limit": 0}, "time_limit must be a positive"), ({"time_limit": -1.0}, "time_limit must be a positive"),
+     ({"time_limit": math.nan}, "time_limit must be"), ({"time_limit": math.inf}, "finite"),
+     ({"time_limit": "5"}, "not '5'"), ({"time_limit": True}, "not True"), ({"wall_limit": 0.0}, "wall_limit must be"),
+     ({"time_limit": 10.0, "wall_limit": 5.0}, "must be at least time_limit")],
+)  # fmt: skip
+def test_bad_limits_are_refused_with_a_message(limits, phrase):
+    with pytest.raises(ValueError, match=phrase):
+        check("mu", KL, **limits)

@@ -19,9 +19,16 @@ Safety model: answers are untrusted text; nothing in them is ever run, and no an
    undefined answers) and compared by the checks of :mod:`dgm.derivations.derive`, exactly
    where SymPy can decide, else at random points of the exercise's domain. The child is forked (about
    10 ms; spawned where there is no fork), may allocate :data:`CHILD_MEMORY` beyond its parent (Linux),
-   and gets ``time_limit`` seconds (:data:`TIME_LIMIT`); then it is killed (SIGKILL) and
-   joined, and the verdict is "too complex". Where no child can be started at all, it runs in-process,
-   untimed.
+   and gets ``time_limit`` seconds of **CPU time** (:data:`TIME_LIMIT`), counted by the kernel for the
+   child alone: a CPU-time timer (``setitimer(ITIMER_PROF)``, POSIX) whose signal ends the child, backed by
+   ``RLIMIT_CPU``; the verdict is then "too complex". The limit is on the work, not on the clock, so a busy
+   machine (other processes on every core) slows a check down but cannot turn a right answer into a refusal,
+   while an answer whose comparison would take minutes of computing is stopped after ``time_limit`` seconds
+   of it. A wall-clock ceiling, ``wall_limit`` (:data:`WALL_LIMIT`, at least 4 × ``time_limit``), is the
+   last resort for a child that makes no progress at all (stopped, swapped out, starved): past it the child
+   is killed (SIGKILL) and the verdict says the machine was too busy and to try again. Where no CPU timer
+   exists (Windows), ``time_limit`` is a wall-clock limit, as the ceiling is. Where no child can be started
+   at all, it runs in-process, untimed.
 
 Messages quote at most :data:`QUOTE_LENGTH` characters of an answer. The expected expression, the
 symbols and the domain come from the exercise key and are trusted.
@@ -38,8 +45,10 @@ instead. Reading is linear in the length of the answer, so no child process is n
 from __future__ import annotations
 
 import ast
+import math
 import multiprocessing
 import re
+import signal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -59,13 +68,17 @@ from dgm.derivations.formulas import (
     shorten,
 )
 
-__all__ = ["CHILD_MEMORY", "MAX_LENGTH", "QUOTE_LENGTH", "TIME_LIMIT", "SetReading", "Verdict", "check", "check_set",
-           "parse_answer", "read_set", "read_set_answer", "unanswered"]
+__all__ = ["CHILD_MEMORY", "MAX_LENGTH", "QUOTE_LENGTH", "TIME_LIMIT", "WALL_LIMIT", "SetReading", "Verdict", "check",
+           "check_set", "parse_answer", "read_set", "read_set_answer", "unanswered"]
 
 Status = Literal["correct", "up to a constant", "up to a factor", "wrong", "malformed", "unanswered", "too complex"]
 
-TIME_LIMIT = 5.0  #: seconds a comparison may take before the verdict is "too complex"
+TIME_LIMIT = 5.0  #: seconds of CPU time a comparison may use before the verdict is "too complex"
+WALL_LIMIT = 60.0  #: seconds on the clock after which a comparison is stopped, whatever its CPU time (last resort)
 CHILD_MEMORY = 2**30  #: bytes the comparing child may allocate beyond its parent (Linux)
+_CPU_TIMER = hasattr(signal, "setitimer") and hasattr(signal, "SIGPROF")  # POSIX; not Windows
+# the signals that end a child whose CPU time ran out: the timer's, and RLIMIT_CPU's soft limit
+_OUT_OF_CPU_TIME = {int(getattr(signal, name)) for name in ("SIGPROF", "SIGXCPU") if hasattr(signal, name)}
 
 
 @dataclass(frozen=True)
@@ -86,7 +99,7 @@ class Verdict:
         return f"{self.status}: {self.message}"
 
 
-# -- grading, in a child process under a time limit ------------------------------------------------
+# -- grading, in a child process under a CPU-time limit ---------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,7 @@ def check(
     points: int = 16,
     seed: int = 0,
     time_limit: float = TIME_LIMIT,
+    wall_limit: float | None = None,
 ) -> Verdict:
     """Grade ``answer`` against ``expected``, safely (see the module docstring).
 
@@ -124,8 +138,15 @@ def check(
             "up to a constant" / "up to a factor" (default: all of ``symbols``).
         domain: ranges ``{symbol: (low, high)}`` the numeric checks draw from;
             an integer symbol with ``(0, 1)`` takes the values 0 and 1.
-        time_limit: seconds the comparison may take; past it the verdict is "too complex".
+        time_limit: seconds of CPU time the comparison may use; past them the verdict is "too complex".
+        wall_limit: seconds on the clock after which the comparison is stopped however little CPU time it
+            had (a starved or stuck child); default ``max(WALL_LIMIT, 4 * time_limit)``, never below ``time_limit``.
+
+    Raises:
+        ValueError: ``time_limit`` or ``wall_limit`` is not a positive number of seconds, or ``wall_limit``
+            is below ``time_limit`` (bad settings of the caller, not of the answer).
     """
+    time_limit, wall_limit = _limits(time_limit, wall_limit)
     expected = sp.sympify(expected, strict=True)
     allowed = tuple(symbols) if symbols is not None else tuple(sorted(expected.free_symbols, key=str))
     names = {str(symbol): symbol for symbol in allowed}
@@ -143,39 +164,65 @@ def check(
         return Verdict("malformed", f'write your answer as text in quotes, e.g. "2*mu", not a {type(answer).__name__}.')
     variables = tuple(wrt) if wrt is not None else allowed
     job = _Job(given, quoted(str(answer)), expected, names, variables, dict(domain or {}), points, seed)
-    return _run_in_child(job, time_limit)
+    return _run_in_child(job, time_limit, wall_limit)
 
 
-def _run_in_child(job: _Job, time_limit: float) -> Verdict:
-    """``_grade(job)`` in a child process, which is stopped after ``time_limit`` seconds."""
+def _limits(time_limit: float, wall_limit: float | None) -> tuple[float, float]:
+    """``(time_limit, wall_limit)`` checked, the default ceiling filled in."""
+    for name, value in (("time_limit", time_limit), ("wall_limit", wall_limit)):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and not (number and 0 < value < math.inf):
+            raise ValueError(f"{name} must be a positive, finite number of seconds, not {value!r}")
+    if wall_limit is None:
+        wall_limit = max(WALL_LIMIT, 4.0 * time_limit)
+    if wall_limit < time_limit:
+        raise ValueError(f"wall_limit ({wall_limit:g} s) must be at least time_limit ({time_limit:g} s of CPU time)")
+    return float(time_limit), float(wall_limit)
+
+
+def _run_in_child(job: _Job, time_limit: float, wall_limit: float) -> Verdict:
+    """``_grade(job)`` in a child process, which ends itself after ``time_limit`` seconds of CPU time and is
+    killed after ``wall_limit`` seconds on the clock."""
     fork = "fork" in multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if fork else "spawn")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(job, sender), daemon=True)
+    child = context.Process(target=_child, args=(job, sender, time_limit), daemon=True)
     try:
         child.start()
     except (OSError, AssertionError):  # no child process here (inside a daemonic process, say)
         return _grade(job)
     sender.close()
+    ceiling = wall_limit if _CPU_TIMER else time_limit  # without a CPU timer the clock is the only limit
     verdict: Verdict | None = None
+    answered = False  # the child sent something or closed its end: it is not stuck
     try:
-        if receiver.poll(time_limit if fork else time_limit + 10.0):  # a spawned child imports SymPy first
+        if receiver.poll(ceiling if fork else ceiling + 10.0):  # a spawned child imports SymPy first
+            answered = True
             verdict = receiver.recv()
-    except (EOFError, OSError):  # the child died without a verdict (out of memory)
+    except (EOFError, OSError):  # the child died without a verdict (its CPU time ran out, or its memory)
         pass
     finally:
         receiver.close()
-        child.join(1.0 if verdict is not None else 0)  # a child that answered is exiting
+        child.join(1.0 if answered else 0)  # a child that answered or died is exiting
         if child.is_alive():
             child.kill()  # SIGKILL: a forked child would run any SIGTERM handler of its parent
         child.join()
-    if verdict is None:
-        return Verdict("too complex", f"{job.quote} was too complex to check in {time_limit:g} s; write it simpler.")
-    return verdict
+    if verdict is not None:
+        return verdict
+    if not answered and _CPU_TIMER:
+        why = f"could not be checked within {ceiling:g} s on the clock: the machine is too busy"
+        why += " (or the check made no progress); try again in a moment"
+    elif not answered or (child.exitcode is not None and -child.exitcode in _OUT_OF_CPU_TIME):
+        why = f"was too complex to check in {time_limit:g} s{' of computing' if _CPU_TIMER else ''}; write it simpler"
+    else:
+        why = "stopped the check without a verdict (out of memory?); write it more simply"
+    return Verdict("too complex", f"{job.quote} {why}.")
 
 
-def _child(job: _Job, sender: Connection) -> None:
-    """The child: cap its memory at :data:`CHILD_MEMORY` beyond what it has (Linux), grade, send the verdict."""
+def _child(job: _Job, sender: Connection, time_limit: float) -> None:
+    """The child: cap its memory at :data:`CHILD_MEMORY` beyond what it has and its CPU time at ``time_limit``
+    (POSIX), grade, send the verdict."""
+    _limit_cpu_time(time_limit)
     try:
         import resource
 
@@ -186,8 +233,41 @@ def _child(job: _Job, sender: Connection) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     except (ImportError, OSError, ValueError):  # not Linux: the time limit alone
         pass
-    sender.send(_grade(job))
+    verdict = _grade(job)
+    if _CPU_TIMER:
+        signal.setitimer(signal.ITIMER_PROF, 0)  # graded in time: sending the verdict must not be cut short
+    sender.send(verdict)
     sender.close()
+
+
+def _limit_cpu_time(seconds: float) -> None:
+    """End this process once it has used ``seconds`` of CPU time (counted from now; POSIX only).
+
+    ``ITIMER_PROF`` counts this process's user and system time (not the clock, not other processes') and
+    sends SIGPROF, whose default action ends the process at once, even inside C code; the disposition is set
+    to that default and the signal unblocked, whatever the parent had. ``RLIMIT_CPU`` (whole seconds, counted
+    from the fork, which resets a child's CPU time) backs it up: SIGXCPU about a second later, SIGKILL a
+    second after that. No core file is written.
+    """
+    if not _CPU_TIMER:
+        return
+    try:
+        signal.signal(signal.SIGPROF, signal.SIG_DFL)
+    except ValueError:  # only a main thread may set it (the child's one thread is); SIG_DFL is the usual anyway
+        pass
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.Signals(number) for number in _OUT_OF_CPU_TIME})
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        soft = math.ceil(used.ru_utime + used.ru_stime + seconds) + 1
+        hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+        if hard == resource.RLIM_INFINITY or soft + 1 <= hard:
+            resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
+    except (ImportError, OSError, ValueError):  # the timer alone
+        pass
 
 
 def _grade(job: _Job) -> Verdict:
