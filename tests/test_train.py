@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from toy_training import toy_step_loop
 
 from dgm.data import mnist
 from dgm.latent.vae import VAE, VAESettings, vae_loss
-from dgm.training import EMA, CheckpointError, StepRun, StepSettings, TrainSettings, fit, load_checkpoint
+from dgm.training import EMA, CheckpointError, TrainSettings, fit, load_checkpoint
 
 
 def small_model() -> VAE:
@@ -216,36 +217,14 @@ def test_amp_on_a_cpu_is_refused_with_a_message():
         fit(small_model(), vae_loss, images, TrainSettings(epochs=1, amp=True, progress=False), transform=mnist.binarized)
 
 
-def step_loop(checkpoint, steps, *, interrupt_at=None):
-    """A toy step-based loop on StepRun: logging every 4 steps, checkpoints every 3 (never a multiple of 4)."""
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    settings = StepSettings(steps=steps, log_every=4, checkpoint=checkpoint, checkpoint_every=3, progress=False)
-    run = StepRun(model, {"opt": optimizer}, settings, kind="model")
-    run.extra.setdefault("trace", [])
-    for step in range(run.start, steps):
-        x = torch.randn(8, 3)
-        loss = (model(x).squeeze(1) - x.sum(1)).pow(2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if run.log(step + 1, {"loss": loss.detach(), "noise": torch.randn(())}, postfix=("loss",)):
-            run.extra["trace"].append(step + 1)
-        if run.stop(step + 1):
-            break
-        if step + 1 == interrupt_at:
-            raise KeyboardInterrupt
-    return model, run.finish(), run.extra
-
-
 def test_step_run_resumes_between_logging_intervals_with_every_series_intact(tmp_path):
-    model, straight, extra = step_loop(None, 14)
+    # the toy loop logs every 4 steps and saves a checkpoint every 3
+    model, straight, extra = toy_step_loop(None, 14)
     checkpoint = tmp_path / "steps.pt"
     with pytest.raises(KeyboardInterrupt):
-        step_loop(checkpoint, 14, interrupt_at=7)  # the last checkpoint is at step 6, mid-interval (4..8)
+        toy_step_loop(checkpoint, 14, interrupt_at=7)  # the last checkpoint is at step 6, mid-interval (4..8)
     assert load_checkpoint(checkpoint)["step"] == 6
-    resumed_model, resumed, resumed_extra = step_loop(checkpoint, 14)
+    resumed_model, resumed, resumed_extra = toy_step_loop(checkpoint, 14)
     assert resumed.terms == straight.terms
     assert resumed_extra == extra == {"trace": [4, 8, 12, 14]}
     for a, b in zip(resumed_model.parameters(), model.parameters()):

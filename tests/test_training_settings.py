@@ -7,11 +7,13 @@ resume (epochs, steps, the time budget, the path) is refused, or if a checkpoint
 written before settings were recorded stops loading.
 """
 
+import functools
 import shutil
 import warnings
 
 import pytest
 import torch
+from toy_training import toy_step_loop
 
 from dgm.adversarial.gan import GAN, AdversarialSettings, GANSettings, train_gan
 from dgm.data import mnist
@@ -20,7 +22,6 @@ from dgm.training import (
     EMA,
     CheckpointError,
     CheckpointWarning,
-    StepRun,
     StepSettings,
     TrainSettings,
     fit,
@@ -127,34 +128,16 @@ def test_a_setting_recorded_on_one_side_only_is_named_and_not_compared(tmp_path)
 # -- StepRun ---------------------------------------------------------------------------------------
 
 
-def step_loop(checkpoint, steps, **changes):
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    options = {"steps": steps, "log_every": 2, "checkpoint": checkpoint, "checkpoint_every": 2, "progress": False} | changes
-    settings = StepSettings(**options)
-    run = StepRun(model, {"opt": optimizer}, settings, kind="model")
-    for step in range(run.start, steps):
-        x = torch.randn(8, 3)
-        loss = (model(x).squeeze(1) - x.sum(1)).pow(2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        run.log(step + 1, {"loss": loss.detach()}, postfix=("loss",))
-        if run.stop(step + 1):
-            break
-    return run.finish()
-
-
 def test_step_run_trains_further_but_refuses_other_settings(tmp_path):
+    step_loop = functools.partial(toy_step_loop, log_every=2, checkpoint_every=2)  # the shared toy loop
     checkpoint = tmp_path / "steps.pt"
-    straight = step_loop(None, 8)
+    straight = step_loop(None, 8).history
     step_loop(checkpoint, 4)
     with pytest.raises(CheckpointError, match=r"StepSettings\.lr: 0\.0001 in the checkpoint, 0\.001 now"):
         step_loop(checkpoint, 8, lr=1e-3)
     with pytest.raises(CheckpointError, match=r"StepSettings\.log_every: 2 in the checkpoint, 4 now"):
         step_loop(checkpoint, 8, log_every=4)
-    resumed = step_loop(checkpoint, 8, checkpoint_every=3, time_budget_s=1e6)  # more steps, other saving: allowed
+    resumed = step_loop(checkpoint, 8, checkpoint_every=3, time_budget_s=1e6).history  # more steps, other saving
     assert resumed.terms == straight.terms
 
 
