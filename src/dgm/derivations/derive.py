@@ -57,6 +57,7 @@ from typing import Literal
 
 import mpmath
 import sympy as sp
+from sympy.printing.pycode import MpmathPrinter
 
 from dgm.derivations.notation import Named, evaluate, latex, notation_in
 
@@ -77,6 +78,8 @@ QUADRATURE_TOLERANCE = 1e-9
 DIGITS = 50
 #: Points at which a step is tried numerically before SymPy tries to prove it (a false step fails fast).
 SCREEN_POINTS = 4
+#: Concrete forms a derivation keeps (see :meth:`Derivation.concrete`); past that many it starts again.
+_CONCRETE_FORMS = 4096
 
 
 _RECORDERS: list[list[Derivation]] = []
@@ -202,6 +205,26 @@ def describe_point(point: Mapping[sp.Symbol, sp.Expr]) -> str:
     return ", ".join(f"{symbol} = {float(value):.4g}" for symbol, value in point.items())
 
 
+class _PositionalPrinter(MpmathPrinter):
+    """SymPy's mpmath printer as :func:`sympy.lambdify` sets it up, printing the function's arguments by position.
+
+    The book's symbols are often not Python names (``s^2``, ``f'(0)``, ``\\bar\\alpha_t``); given those as arguments,
+    lambdify rebuilds the whole expression once for each such symbol, with a dummy in its place, before it
+    prints it (a third of the time of building a side's function). Printed under the names ``_a0, _a1, ...`` of
+    its arguments, the expression itself is printed, not rebuilt.
+    """
+
+    def __init__(self, names: Mapping[sp.Symbol, str]) -> None:
+        super().__init__({"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True, "user_functions": {}})
+        self._names = dict(names)
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        return self._names.get(expr) or super()._print_Symbol(expr)
+
+    def _print_Dummy(self, expr: sp.Dummy) -> str:
+        return self._names.get(expr) or super()._print_Dummy(expr)
+
+
 @lru_cache(maxsize=4096)
 def _lambdified(expr: sp.Expr, symbols: tuple[sp.Symbol, ...]) -> Callable[..., object] | None:
     """``expr`` as an mpmath function of ``symbols``, or ``None`` where lambdify cannot print it (SymPy evaluates it then).
@@ -209,10 +232,14 @@ def _lambdified(expr: sp.Expr, symbols: tuple[sp.Symbol, ...]) -> Callable[..., 
     Cached: a mutation test puts many right-hand sides against one left-hand side, whose function is built once.
     The key is the expression and the symbols themselves, compared as SymPy compares them (structurally: a
     Float of other precision, a Float for an Integer, a symbol with other assumptions are other keys), so the
-    cache returns a function only for the very expression it was built from.
+    cache returns a function only for the very expression it was built from. The arguments are named by
+    position (:class:`_PositionalPrinter`), and the docstring, which lambdify would print the expression into
+    once more, is left out.
     """
+    names = {symbol: f"_a{index}" for index, symbol in enumerate(symbols)}
+    arguments = [sp.Symbol(name) for name in names.values()]
     try:
-        return sp.lambdify(symbols, expr, modules="mpmath")
+        return sp.lambdify(arguments, expr, modules="mpmath", printer=_PositionalPrinter(names), docstring_limit=0)
     except Exception:  # anything lambdify cannot print is evaluated by SymPy instead
         return None
 
@@ -233,21 +260,35 @@ class _Side:
 
     def at(self, point: Mapping[sp.Symbol, sp.Expr]) -> mpmath.mpc | None:
         """The side at ``point`` (an mpmath number, to be compared at ``DIGITS`` digits); ``None`` where undefined or infinite."""
-        try:
-            if self.function is not None:
-                with mpmath.workdps(DIGITS):
-                    arguments = (mpmath.mpf(str(point[s])) if point[s].is_Float else int(point[s]) for s in self.symbols)
-                    result = mpmath.mpc(self.function(*arguments))
-            else:
-                value = sp.N(self.expr.subs(point), 20 if self.quadrature else DIGITS)
-                if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or not value.is_number:
-                    return None
-                result = mpmath.mpc(complex(value))
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError, ArithmeticError):
-            return None
-        if not (mpmath.isfinite(result.real) and mpmath.isfinite(result.imag)):
-            return None
-        return result
+        return _value_at(self.expr, self.symbols, tuple(point.items()))
+
+
+@lru_cache(maxsize=65536)
+def _value_at(expr: sp.Expr, symbols: tuple[sp.Symbol, ...], point: tuple[tuple[sp.Symbol, sp.Expr], ...]) -> mpmath.mpc | None:
+    """:meth:`_Side.at`, cached: the mutants of a step meet its left side at the same points (the same seed).
+
+    The key is the expression, the symbols of its function and the point's (symbol, value) pairs, each compared
+    as SymPy compares them (a Float's precision, a symbol's assumptions count): a value is reused only for the
+    very same expression at the very same point. (An integral's quadrature is the costly case.)
+    """
+    values = dict(point)
+    quadrature = _unevaluated(expr)
+    function = None if quadrature else _lambdified(expr, symbols)
+    try:
+        if function is not None:
+            with mpmath.workdps(DIGITS):
+                arguments = (mpmath.mpf(str(values[s])) if values[s].is_Float else int(values[s]) for s in symbols)
+                result = mpmath.mpc(function(*arguments))
+        else:
+            value = sp.N(expr.subs(values), 20 if quadrature else DIGITS)
+            if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or not value.is_number:
+                return None
+            result = mpmath.mpc(complex(value))
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError, ArithmeticError):
+        return None
+    if not (mpmath.isfinite(result.real) and mpmath.isfinite(result.imag)):
+        return None
+    return result
 
 
 class Derivation:
@@ -283,6 +324,7 @@ class Derivation:
         self.sampler = Sampler(dict(domain or {}), points, seed)
         self.at = {symbol: tuple(values) for symbol, values in (at or {}).items()}
         self.steps: list[Step] = []
+        self._concrete_forms: dict[sp.Expr, sp.Expr] = {}
         for recorder in _RECORDERS:
             recorder.append(self)
 
@@ -328,17 +370,39 @@ class Derivation:
             raise StepError("the two sides are the same expression: the step checks nothing")
         if relation == "propto" and rhs == 0:
             raise StepError("a proportionality needs a nonzero right-hand side")
-        left, right = _concrete(lhs), _concrete(rhs)
+        left, right = self.concrete(lhs), self.concrete(rhs)
         if not self.at or not (left.free_symbols | right.free_symbols) & set(self.at):
             return self._check_concrete(relation, left, right, tuple(wrt))
         names = sorted(self.at, key=str)
         checks = []
         for values in itertools.product(*(self.at[name] for name in names)):
             bound = dict(zip(names, values))
-            checks.append(self._check_concrete(relation, _concrete(left.subs(bound)), _concrete(right.subs(bound)), tuple(wrt)))
+            checks.append(self._check_concrete(relation, self.concrete(left.subs(bound)), self.concrete(right.subs(bound)), tuple(wrt)))
         where = "; ".join(f"{name} = {', '.join(map(str, self.at[name]))}" for name in names)
         kind = "exact" if all(c.startswith("exact") for c in checks) else "numeric"
         return f"{kind} for {where}"
+
+    def concrete(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` on the instance (notation evaluated, sums with numeric bounds unrolled), each form made once per derivation.
+
+        Every step's right side is the next step's left side, and a mutation test puts many right sides against
+        one left side: both were evaluated again at each check. The forms are kept in a dict keyed by the
+        expression itself, which SymPy hashes and compares structurally (the class of every node, a Float's
+        precision, a symbol's assumptions, a notation's definition are all part of the key), so a changed
+        expression is a new key and is evaluated afresh. The dict belongs to this derivation (one run of its
+        page): a page that runs again makes new notation classes, new keys. A notation's value must be a
+        function of its arguments (and its class), as what the page prints is; one that reads a variable the
+        page later rebinds would be stale here (none does).
+        """
+        forms = self._concrete_forms
+        try:
+            return forms[expr]
+        except KeyError:
+            pass
+        if len(forms) >= _CONCRETE_FORMS:
+            forms.clear()
+        form = forms[expr] = _concrete(expr)
+        return form
 
     def verify_step(self, number: int, expr: object) -> str:
         """Check step ``number`` again with ``expr`` in place of its right-hand side (a mutation test's probe).
