@@ -280,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--key", type=Path, required=True, help="the instructor's key (TOML), from make assignments")
     parser.add_argument("--out", type=Path, default=Path("grades.csv"), help="the CSV to write (default grades.csv)")
     parser.add_argument("--assignment", help="grade every notebook as this assignment (default: as each one says)")
-    parser.add_argument("--time-limit", type=float, default=TIME_LIMIT, help="seconds per answer (default %(default)s)")
+    parser.add_argument("--time-limit", type=float, default=TIME_LIMIT, help="CPU seconds per answer (default %(default)s; a busy machine does not count)")
     parser.add_argument("--max-bytes", type=int, default=MAX_NOTEBOOK_BYTES, help="largest notebook read")
     args = parser.parse_args(argv)
     try:
