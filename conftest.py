@@ -1,9 +1,11 @@
 """Settings for every test: the quick profile, no progress bars, checkpoints in a temporary folder.
 
 nbval (``--nbval-lax``, in pyproject.toml) runs every notebook under
-``testpaths``: the training notebooks in notebooks/ and the derivation pages'
-paired notebooks in book/ (kept in sync with their .md by
-tests/test_notebooks.py), so a wrong derivation step fails the tests.
+``testpaths``: the training notebooks in notebooks/. The derivation pages in
+book/ run once, in the build that tests/test_book.py makes, where a wrong
+derivation step fails the build and so the tests; ``pytest book/vi.ipynb``
+runs one page's paired notebook (kept in sync with its .md by
+tests/test_notebooks.py) under nbval.
 """
 
 import atexit

@@ -58,11 +58,20 @@ def test_a_wrong_derivation_step_fails_the_build(tmp_path):
     assert "StepError" in reports and "step 1 (expand the square)" in reports
 
 
+def test_the_book_configuration_runs_every_page_and_fails_on_an_error():
+    """nbval does not run book/ (pyproject's testpaths): the pages run once, in the build of the `builds` fixture
+    (and `make book`), so this configuration is what makes a wrong step fail the tests."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]
+    assert config["execute_notebooks"] in {"cache", "force", "auto"}
+    assert config["allow_errors"] is False
+    assert not any(pattern.startswith("book") for pattern in config.get("exclude_patterns", []))
+
+
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "_ext"))
 from build_student import FENCE, cut_notebook, cut_page, page_notebook, share_executions  # noqa: E402
 from colab import PLACEHOLDER_URL, cell_in, install_cell  # noqa: E402
-from sync_colab_cell import configured, with_cell  # noqa: E402
+from sync_colab_cell import configured, notebook_sources, with_cell  # noqa: E402
 
 
 def solutions() -> list[tuple[str, str, str]]:
@@ -276,6 +285,18 @@ def test_a_page_whose_install_cell_names_another_ref_fails_the_build(tmp_path):
 def code_cells(text: str) -> list[str]:
     return [cell.source for cell in jupytext.reads(text, fmt="md:myst").cells if cell.cell_type == "code"]
 
+
+def test_the_full_build_ran_every_page_without_an_error(editions):
+    """Every page with code ran in the full edition's build (the build is where book/ runs in the tests; nbval runs
+    notebooks/ only): its page shows cell outputs and no traceback."""
+    pages = [page for page in notebook_sources() if page.parent.name == "book"]
+    assert len(pages) >= 10
+    for page in pages:
+        built = editions["instructor"] / "book" / f"{page.stem}.html"
+        assert built.exists(), f"{page.name} was not built"
+        text = built.read_text()
+        assert 'class="cell_output' in text, f"{page.name}: the build shows no cell output: was the page executed?"
+        assert "output traceback" not in text and "ipythontb" not in text, f"{page.name}: the build shows a traceback"
 
 def test_the_student_build_takes_the_full_editions_run_of_every_page_whose_code_is_the_same(builds):
     """A page of the table of contents whose code cells the two editions share (the solutions were cut from its prose
