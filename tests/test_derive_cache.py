@@ -163,3 +163,22 @@ def test_the_side_values_are_reused_only_for_the_same_expression_at_the_same_poi
     info = _value_at.cache_info()
     assert _value_at(near, (x,), at(sp.Float("0.1", 50))) == first
     assert _value_at.cache_info().hits == info.hits + 1
+
+
+def test_the_symbolic_answers_are_keyed_by_the_expression_and_the_domain():
+    from dgm.derivations.derive import _prove_nonnegative, is_zero
+
+    t = sp.Symbol("s")  # s without "positive": log(s²) = 2 log s does not hold for negative s
+    assert is_zero(sp.log(s**2) - 2 * sp.log(s))
+    assert not is_zero(sp.log(t**2) - 2 * sp.log(t))
+    assert is_zero(sp.log(s**2) - 2 * sp.log(s))  # asked again, the same answer
+    assert not is_zero(sp.log(s**2) - 2 * sp.log(s) + sp.Float("1e-30", 50))
+    # 1 - y² ≥ 0 on (0, 1) by its minimum; on (0, 2) not shown (it is negative there): the domain is in the key
+    u = sp.Symbol("u", positive=True)
+    assert _prove_nonnegative(1 - u**2, {u: (0.0, 1.0)}) == "exact (minimum of the gap)"
+    assert _prove_nonnegative(1 - u**2, {u: (0.0, 2.0)}) is None
+    assert _prove_nonnegative(1 - u**2, {u: [0.0, 1.0]}) == "exact (minimum of the gap)"  # bounds given as a list
+    with pytest.raises(StepError, match="negative for every value"):
+        _prove_nonnegative(-1 - u**2, {})
+    with pytest.raises(StepError, match="negative for every value"):  # a refusal is found again, not cached away
+        _prove_nonnegative(-1 - u**2, {})

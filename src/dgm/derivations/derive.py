@@ -134,8 +134,14 @@ def _as_expr(value: object) -> sp.Expr:
     return expr
 
 
+@lru_cache(maxsize=4096)
 def is_zero(expr: sp.Expr) -> bool:
-    """True when SymPy can show ``expr == 0`` (never a false positive)."""
+    """True when SymPy can show ``expr == 0`` (never a false positive).
+
+    Cached by the expression (SymPy's structural equality): the answer is a property of the expression alone,
+    and a rewrite of a step (its terms reordered, its notation replaced by its value) leaves the same difference
+    of the sides as the step itself once SymPy has collected it, so the page's own check already settled it.
+    """
     if expr == 0:
         return True
     for simplify in (sp.cancel, sp.expand, sp.simplify, lambda e: sp.simplify(sp.expand_log(sp.expand(e)))):
@@ -700,7 +706,16 @@ def _numbers(numbers: list[int]) -> str:
 
 
 def _prove_nonnegative(gap: sp.Expr, domain: Mapping[sp.Symbol, tuple[float, float]]) -> str | None:
-    """How SymPy shows ``gap >= 0`` for all values, or ``None``; raises if it shows ``gap < 0`` everywhere."""
+    """How SymPy shows ``gap >= 0`` for all values, or ``None``; raises if it shows ``gap < 0`` everywhere.
+
+    Cached by the gap and the domain (see :func:`is_zero`); a refusal (an exception) is not cached but found again.
+    """
+    return _proved_nonnegative(gap, tuple(sorted(((s, tuple(b)) for s, b in domain.items()), key=lambda item: str(item[0]))))
+
+
+@lru_cache(maxsize=4096)
+def _proved_nonnegative(gap: sp.Expr, domain_items: tuple[tuple[sp.Symbol, tuple[float, float]], ...]) -> str | None:
+    domain = dict(domain_items)
     simplified = sp.simplify(gap)
     if simplified.is_nonnegative or is_zero(simplified):
         return "exact"
