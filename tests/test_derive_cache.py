@@ -11,6 +11,7 @@ import pytest
 import sympy as sp
 
 from dgm.derivations.derive import DIGITS, Derivation, StepError, _lambdified
+from dgm.derivations.notation import E, Named, Notation, gaussian
 
 x = sp.Symbol("x", real=True)
 y = sp.Symbol("y", real=True)
@@ -45,8 +46,6 @@ def test_the_cache_tells_apart_what_sympy_tells_apart():
 
 
 # -- the concrete forms a derivation keeps, and the mutation oracle's cached values -----------------------
-
-from dgm.derivations.notation import E, Named, Notation, gaussian  # noqa: E402
 
 z = sp.Symbol("z", real=True)
 m = sp.Symbol("m", real=True)
@@ -147,7 +146,10 @@ def test_the_side_values_are_reused_only_for_the_same_expression_at_the_same_poi
     from dgm.derivations.derive import _value_at
 
     _value_at.cache_clear()
-    at = lambda value: ((x, value),)  # noqa: E731
+
+    def at(value):
+        return ((x, value),)
+
     near = 10**30 * (x - sp.Rational(1, 10))  # 10³⁰ times how far x is from 1/10
     first = _value_at(near, (x,), at(sp.Float("0.1", 50)))
     second = _value_at(near, (x,), at(sp.Float("0.100000000000000000000000000001", 50)))
