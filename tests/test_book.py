@@ -298,6 +298,7 @@ def test_the_full_build_ran_every_page_without_an_error(editions):
         assert 'class="cell_output' in text, f"{page.name}: the build shows no cell output: was the page executed?"
         assert "output traceback" not in text and "ipythontb" not in text, f"{page.name}: the build shows a traceback"
 
+
 def test_the_student_build_takes_the_full_editions_run_of_every_page_whose_code_is_the_same(builds):
     """A page of the table of contents whose code cells the two editions share (the solutions were cut from its prose
     only; the install cells name different refs) is not run a second time: the student build takes the full

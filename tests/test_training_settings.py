@@ -47,6 +47,15 @@ def train(checkpoint, epochs=1, hooks=(), **changes):
     return model, history
 
 
+def straight_and_first_epoch(checkpoint, epochs):
+    """The history of an uninterrupted ``epochs``-epoch run, and the first epoch of the same run saved at ``checkpoint``."""
+    torch.manual_seed(1)
+    _, straight = train(None, epochs=epochs)
+    torch.manual_seed(1)
+    train(checkpoint, epochs=1)
+    return straight
+
+
 def without_settings(path):
     """Make ``path`` a checkpoint as written before settings were recorded (the recorded runs under notebooks/runs are)."""
     state = load_checkpoint(path)
@@ -74,11 +83,8 @@ def test_fit_records_every_setting_and_refuses_a_resume_with_others(tmp_path):
 
 
 def test_fit_resumes_with_more_epochs_a_budget_and_a_moved_checkpoint(tmp_path):
-    torch.manual_seed(1)
-    _, straight = train(None, epochs=3)
     first = tmp_path / "run.pt"
-    torch.manual_seed(1)
-    train(first, epochs=1)
+    straight = straight_and_first_epoch(first, epochs=3)
     moved = tmp_path / "elsewhere" / "run.pt"
     moved.parent.mkdir()
     shutil.move(first, moved)
@@ -102,11 +108,8 @@ def test_fit_refuses_an_ema_with_another_decay_or_warm_up(tmp_path):
 
 
 def test_a_checkpoint_from_before_settings_were_recorded_resumes_with_a_warning(tmp_path):
-    torch.manual_seed(1)
-    _, straight = train(None, epochs=2)
     checkpoint = tmp_path / "old.pt"
-    torch.manual_seed(1)
-    train(checkpoint, epochs=1)
+    straight = straight_and_first_epoch(checkpoint, epochs=2)
     without_settings(checkpoint)
     with pytest.warns(CheckpointWarning, match=r"old\.pt was written before checkpoints recorded their settings"):
         _, resumed = train(checkpoint, epochs=2)
