@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -141,6 +142,8 @@ def builds(tmp_path_factory):
         built[name] = (out / name, result.stdout + result.stderr)
     yield built
     shutil.rmtree(out, ignore_errors=True)
+    searchable.cache_clear()  # the files' texts, kept for the module's tests: free them with the builds
+    probes_in.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -160,17 +163,25 @@ def strings(value) -> str:
     return "\n".join(strings(item) for item in items)
 
 
+@lru_cache(maxsize=None)
+def searchable(raw: bytes, suffix: str) -> str:
+    """A file's bytes as searchable text: raw, HTML-unescaped, and with JSON strings decoded.
+
+    Cached by content: the two editions share most of their files (the theme's assets, the vendored scripts,
+    figures), and a site holds some files twice (``_vendor`` in the repository and ``_static`` in the site), so
+    each distinct file is read into text once."""
+    # Binary files too (pickled doctrees, the cache's database, images): their strings are UTF-8 inside.
+    text = BASE64.sub(" ", raw.decode("utf-8", errors="replace"))
+    parts = [text] + ([html.unescape(text)] if "&" in text else [])
+    if suffix in (".ipynb", ".json"):
+        parts.append(BASE64.sub(" ", strings(json.loads(raw))))
+    return re.sub(r"\s+", " ", "\n".join(parts))
+
+
 def file_texts(folder: Path) -> dict[str, str]:
-    """Every file under folder as searchable text: raw, HTML-unescaped, and with JSON strings decoded."""
-    texts = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        # Binary files too (pickled doctrees, the cache's database, images): their strings are UTF-8 inside.
-        raw = BASE64.sub(" ", path.read_bytes().decode("utf-8", errors="replace"))
-        parts = [raw] + ([html.unescape(raw)] if "&" in raw else [])
-        if path.suffix in (".ipynb", ".json"):
-            parts.append(BASE64.sub(" ", strings(json.loads(path.read_text()))))
-        texts[str(path.relative_to(folder))] = re.sub(r"\s+", " ", "\n".join(parts))
-    return texts
+    """Every file under folder as searchable text (:func:`searchable`)."""
+    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(path.relative_to(folder)): searchable(path.read_bytes(), path.suffix) for path in paths}
 
 
 def files_holding(probes: list[str], texts: dict[str, str]) -> list[tuple[str, str]]:
@@ -178,20 +189,26 @@ def files_holding(probes: list[str], texts: dict[str, str]) -> list[tuple[str, s
 
     A word that a probe holds strictly inside it (characters that are not word characters on both sides) is a whole
     word of any text that holds the probe, so a file whose words lack it cannot hold the probe: only the probes whose
-    longest such word the file has are searched in it (a probe without one is searched in every file)."""
-    anchors = {}
+    longest such word the file has are searched in it (a probe without one is searched in every file). Files with
+    the same text are searched once (:func:`probes_in`)."""
+    anchors = []
     for probe in probes:
         inside = [m.group() for m in re.finditer(r"\w+", probe) if m.start() > 0 and m.end() < len(probe)]
-        anchors[probe] = max(inside, key=len) if inside else None
-    found = []
-    for name, text in texts.items():
-        words = set(re.findall(r"\w+", text))
-        found += [(name, probe) for probe, anchor in anchors.items() if (anchor is None or anchor in words) and probe in text]
-    return found
+        anchors.append((probe, max(inside, key=len) if inside else None))
+    anchored = tuple(anchors)
+    return [(name, probe) for name, text in texts.items() for probe in probes_in(text, anchored)]
+
+
+@lru_cache(maxsize=None)
+def probes_in(text: str, anchored: tuple[tuple[str, str | None], ...]) -> tuple[str, ...]:
+    """The probes of ``anchored`` ((probe, anchor word or None) pairs) that ``text`` holds (see :func:`files_holding`)."""
+    words = set(re.findall(r"\w+", text))
+    return tuple(probe for probe, anchor in anchored if (anchor is None or anchor in words) and probe in text)
 
 
 def test_files_holding_finds_what_a_search_of_every_pair_finds():
     texts = {"a": "x = (mu_t - m)/s2; the prior's variance", "b": "variance prior", "c": "mu_t-m", "d": "gamma"}
+    texts["e"] = "".join(list(texts["a"]))  # the same text in another file (another str object): found there too
     probes = ["(mu_t - m)/s2", "prior's variance", "the prior", "variance", "t-m", "amm", "mu_t - m)/s2;", "absent word"]
     brute = sorted((name, probe) for probe in probes for name, text in texts.items() if probe in text)
     assert sorted(files_holding(probes, texts)) == brute and ("c", "t-m") in brute and ("d", "amm") in brute

@@ -7,7 +7,7 @@ negative ratio, a non-finite side, and a coincidence at the sampled points.
 import pytest
 import sympy as sp
 
-from dgm.derivations.derive import CannotCheck, Derivation, StepError
+from dgm.derivations.derive import QUADRATURE_DIGITS, CannotCheck, Derivation, StepError, _by_quadrature
 from dgm.derivations.instances import LinearGaussian, normal_logpdf
 from dgm.derivations.notation import in_order
 
@@ -244,3 +244,46 @@ def test_a_side_the_instance_cannot_evaluate_fails_naming_the_step():
     joint = density("p", (x, z), -(x**2) - z**2)  # no expectation rule over two variables
     with pytest.raises(StepError, match=r"step 1 \(no rule\) of the derivation cannot be evaluated"):
         Derivation(E(z, q)).eq(E(z, joint), "no rule")
+
+
+# --- integrals: the engine's quadrature on a lambdified integrand ---------------------------------------------------
+
+
+def test_quadrature_of_a_lambdified_integrand_matches_sympys_evalf():
+    """`_by_quadrature` replaces a 1-D integral by mpmath's tanh-sinh value on the lambdified integrand: the same
+    number as SymPy's evalf of the integral (the slow path it replaces) to far below the quadrature tolerance."""
+    u = sp.Symbol("u", real=True)
+    for integral in [
+        sp.Integral(sp.exp(-(u**2) / 2 - sp.Rational(3, 10) * u) / sp.sqrt(2 * sp.pi), (u, -sp.oo, sp.oo)),
+        sp.Integral(sp.exp(-sp.Float("1.9055878051506621528587722723425", 50) * u), (u, 0, sp.oo)),
+        sp.Integral(sp.log(1 + u**2), (u, sp.Rational(-1, 2), 2)),
+        sp.Integral(u * sp.exp(-u), (u, 0, sp.oo)) + sp.Integral(sp.cos(3 * u) ** 2, (u, 0, sp.pi)),
+    ]:
+        fast = _by_quadrature(integral)
+        assert not fast.has(sp.Integral), f"left to SymPy: {integral}"
+        slow, quick = complex(sp.N(integral, QUADRATURE_DIGITS)), complex(sp.N(fast, QUADRATURE_DIGITS))
+        assert abs(slow - quick) <= 1e-15 * (1 + abs(slow)), (integral, slow, quick)
+
+
+def test_quadrature_leaves_to_sympy_what_it_cannot_settle():
+    """A divergent integrand (its error estimate is large), an integrand with a free symbol, a 2-D integral, an
+    undefined bound: the integral stays for SymPy, as before the fast path existed."""
+    u, v, a = sp.symbols("u v a", real=True)
+    for integral in [
+        sp.Integral(sp.exp(u**2), (u, -sp.oo, sp.oo)),
+        sp.Integral(1 / u, (u, -1, 1)),
+        sp.Integral(sp.exp(-a * u), (u, 0, sp.oo)),
+        sp.Integral(sp.exp(-(u**2) - v**2), (u, -sp.oo, sp.oo), (v, -sp.oo, sp.oo)),
+        sp.Integral(sp.exp(-u), (u, 0, sp.I)),
+    ]:
+        assert _by_quadrature(integral) == integral, integral
+
+
+def test_a_wrong_constant_in_front_of_an_integral_is_refused():
+    """Through the fast path: the Gaussian integral is √(2π), and √π or a dropped factor ½ in the exponent fail."""
+    integral = sp.Integral(sp.exp(-((z - mu) ** 2) / 2), (z, -sp.oo, sp.oo))
+    check = Derivation(integral, points=6).eq(sp.sqrt(2 * sp.pi), "the Gaussian integral").steps[0].check
+    assert "numeric" in check  # checked at points, through the quadrature
+    for wrong in (sp.sqrt(sp.pi), sp.sqrt(2 * sp.pi) * (1 + sp.Rational(1, 10**6)), 2 * sp.sqrt(sp.pi)):
+        with pytest.raises(StepError, match=r"step 1 \("):
+            Derivation(integral, points=6).eq(wrong, "a wrong constant")

@@ -158,7 +158,7 @@ def test_sync_warns_while_the_url_is_the_placeholder():
 
 # --- recordings (issue 11): the CPU warning is advice to a reader, not part of a recorded run ---------------------------
 
-from record_run import CPU_WARNING_OUTPUT, drop_cpu_warning, recording_environment  # noqa: E402
+from record_run import CPU_WARNING_OUTPUT, drop_cpu_warning, recording_environment, set_aside_checkpoints  # noqa: E402
 
 
 def test_a_recording_kernel_ignores_the_cpu_warning_and_only_it():
@@ -190,3 +190,26 @@ def test_no_recorded_output_carries_the_cpu_warning(markdown: Path):
     notebook = nbformat.read(markdown.with_suffix(".ipynb"), as_version=4)
     texts = [output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not any("the full profile on a CPU" in text for text in texts), "record with tools/record_run.py, or run its --drop-cpu-warning"
+
+
+def test_a_recording_trains_afresh_and_keeps_the_earlier_checkpoints_aside(tmp_path):
+    """A stale checkpoint (an earlier run's, other steps or settings) would be resumed as if the recording had
+    trained it: record_run moves the notebook's own run folder aside first, and leaves other notebooks' alone."""
+    notebook = tmp_path / "notebooks" / "gan_mixtures.ipynb"
+    own, other = tmp_path / "notebooks" / "runs" / "gan_mixtures" / "full", tmp_path / "notebooks" / "runs" / "ddpm_mnist" / "full"
+    for folder in (own, other):
+        folder.mkdir(parents=True)
+        (folder / "model.pt").write_bytes(b"weights")
+    quick = own.with_name("quick")
+    quick.mkdir()
+    (quick / "model.pt").write_bytes(b"quick weights")
+    aside = set_aside_checkpoints(notebook, "full", {})
+    assert aside is not None and aside.parent == own.parent and aside.name.startswith("full-before-")
+    assert (aside / "model.pt").read_bytes() == b"weights" and not own.exists()
+    assert (other / "model.pt").exists() and (quick / "model.pt").exists()  # another notebook's, another profile's
+    assert set_aside_checkpoints(notebook, "full", {}) is None  # nothing left to move
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "gan_mixtures" / "full").mkdir(parents=True)
+    (elsewhere / "gan_mixtures" / "full" / "model.pt").write_bytes(b"x")
+    moved = set_aside_checkpoints(notebook, "full", {"DGM_RUNS": str(elsewhere)})
+    assert moved is not None and moved.parent == elsewhere / "gan_mixtures"

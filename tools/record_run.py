@@ -1,10 +1,12 @@
 """Execute a training notebook and keep its outputs: the recorded run the website shows.
 
-Usage: python tools/record_run.py notebooks/NAME.ipynb [--profile full|quick] [--output PATH] [--timeout SECONDS]
+Usage: python tools/record_run.py notebooks/NAME.ipynb [--profile full|quick] [--output PATH] [--timeout SECONDS] [--resume]
        python tools/record_run.py --drop-cpu-warning notebooks/*.ipynb
 
 The notebook runs top to bottom in a fresh kernel with DGM_PROFILE set and
-progress bars off (DGM_PROGRESS=0), so no bar litters the page. Its own first
+progress bars off (DGM_PROGRESS=0), so no bar litters the page. It trains
+afresh: the notebook's own checkpoints from an earlier run are moved aside
+first (``--resume`` continues from them instead, after an interruption). Its own first
 and last cells print the profile, device, commit and wall time; this tool also
 writes them into the notebook's metadata under "dgm_run". The warning that
 the full profile is slow on a CPU (dgm.profile.start_run) is meant for a
@@ -60,8 +62,27 @@ def drop_cpu_warning(path: Path) -> int:
     return removed
 
 
-def record(path: Path, profile: str, output: Path, timeout: int) -> None:
+def set_aside_checkpoints(path: Path, profile: str, environment: dict | None = None) -> Path | None:
+    """Move the notebook's own checkpoints (``<runs>/<notebook name>/<profile>``, see ``dgm.profile.run_dir``) aside.
+
+    A recording is a fresh run: a checkpoint left by an earlier run (other settings, other steps, an older library)
+    would otherwise be resumed or read back as if this run had trained it. The folder is renamed, not deleted
+    (``<profile>-before-<time>``), and returned; ``None`` where there was nothing to move. Checkpoints of other
+    notebooks that this one loads on purpose (ddim_sampling loads ddpm_mnist's U-Net) stay where they are."""
+    environment = os.environ if environment is None else environment
+    runs = path.parent / environment.get("DGM_RUNS", "runs")  # the kernel runs in the notebook's folder
+    folder = runs / path.stem / profile
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return None
+    aside = folder.with_name(f"{profile}-before-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
+    folder.rename(aside)
+    return aside
+
+
+def record(path: Path, profile: str, output: Path, timeout: int, resume: bool = False) -> None:
     notebook = nbformat.read(path, as_version=4)
+    if not resume and (aside := set_aside_checkpoints(path, profile)):
+        print(f"{path}: earlier checkpoints moved to {aside} (a recording trains afresh; --resume keeps them)")
     os.environ.update(recording_environment(profile))
     commit = git_commit()  # the code the run starts from, not what the checkout holds when it ends
     started = time.time()
@@ -83,6 +104,10 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="where to write (default: in place)")
     parser.add_argument("--timeout", type=int, default=4 * 3600, help="seconds allowed per cell")
     parser.add_argument(
+        "--resume", action="store_true",
+        help="continue from the notebook's own checkpoints (an interrupted recording); by default they are moved aside",
+    )
+    parser.add_argument(
         "--drop-cpu-warning", action="store_true",
         help="run nothing: remove the outputs that are only the CPU warning from these recorded notebooks",
     )
@@ -93,7 +118,7 @@ def main() -> None:
         return
     if len(args.notebook) > 1:
         parser.error("record one notebook at a time")
-    record(args.notebook[0], args.profile, args.output or args.notebook[0], args.timeout)
+    record(args.notebook[0], args.profile, args.output or args.notebook[0], args.timeout, resume=args.resume)
 
 
 if __name__ == "__main__":
