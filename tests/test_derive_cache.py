@@ -10,7 +10,7 @@ import mpmath
 import pytest
 import sympy as sp
 
-from dgm.derivations.derive import DIGITS, Derivation, StepError, _lambdified
+from dgm.derivations.derive import DIGITS, Derivation, StepError, _lambdified, _value_at
 from dgm.derivations.notation import E, Named, Notation, gaussian
 
 x = sp.Symbol("x", real=True)
@@ -26,11 +26,13 @@ def value(function, *arguments):
 def test_mutants_of_one_step_are_refused_with_the_left_side_built_once():
     derivation = Derivation(sp.log(s**2 * sp.exp(x)), title="logs").eq(2 * sp.log(s) + x, "log of a product")
     _lambdified.cache_clear()
+    _value_at.cache_clear()
     wrong = [2 * sp.log(s) - x, sp.log(s) + x, 2 * sp.log(s) + x + 1, 2 * sp.log(s) + 2 * x, sp.log(s) + x / 2]
     for mutant in wrong:
         with pytest.raises(StepError, match=r"step 1 \(log of a product\) of logs does not hold"):
             derivation.verify_step(1, mutant)
-    assert _lambdified.cache_info().hits >= len(wrong) - 1  # the left side came from the cache
+    assert _lambdified.cache_info().misses <= 1 + len(wrong)  # one function per expression: the left side's once
+    assert _value_at.cache_info().hits >= len(wrong) - 1  # the left side's values at the points came from the cache
     assert derivation.verify_step(1, x + sp.log(s) * 2) == "exact"  # a right form still passes, the cache warm
 
 

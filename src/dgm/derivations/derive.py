@@ -263,8 +263,7 @@ class _Side:
                 f"cannot evaluate the undefined function(s) {names}; check the step on a tractable instance instead"
             )
         self.expr, self.symbols = expr, tuple(symbols)
-        self.quadrature = _unevaluated(expr)
-        self.function = None if self.quadrature else _lambdified(expr, self.symbols)
+        self.quadrature = _unevaluated(expr)  # compared at QUADRATURE_TOLERANCE; its values come from _value_at
 
     def at(self, point: Mapping[sp.Symbol, sp.Expr]) -> mpmath.mpc | None:
         """The side at ``point`` (an mpmath number, to be compared at ``DIGITS`` digits); ``None`` where undefined or infinite."""
