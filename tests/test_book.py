@@ -188,22 +188,21 @@ def files_holding(probes: list[str], texts: dict[str, str]) -> list[tuple[str, s
     """Every (file, probe) with the probe in the file's text, as ``probe in text`` over all pairs finds them, faster.
 
     A word that a probe holds strictly inside it (characters that are not word characters on both sides) is a whole
-    word of any text that holds the probe, so a file whose words lack it cannot hold the probe: only the probes whose
-    longest such word the file has are searched in it (a probe without one is searched in every file). Files with
-    the same text are searched once (:func:`probes_in`)."""
-    anchors = []
-    for probe in probes:
-        inside = [m.group() for m in re.finditer(r"\w+", probe) if m.start() > 0 and m.end() < len(probe)]
-        anchors.append((probe, max(inside, key=len) if inside else None))
-    anchored = tuple(anchors)
+    word of any text that holds the probe, so a file whose words lack one of them cannot hold the probe: a probe is
+    searched only in the files that have all its inner words (a probe without any is searched in every file). Files
+    with the same text are searched once (:func:`probes_in`)."""
+    anchored = tuple(
+        (probe, frozenset(m.group() for m in re.finditer(r"\w+", probe) if m.start() > 0 and m.end() < len(probe)))
+        for probe in probes
+    )
     return [(name, probe) for name, text in texts.items() for probe in probes_in(text, anchored)]
 
 
 @lru_cache(maxsize=None)
-def probes_in(text: str, anchored: tuple[tuple[str, str | None], ...]) -> tuple[str, ...]:
-    """The probes of ``anchored`` ((probe, anchor word or None) pairs) that ``text`` holds (see :func:`files_holding`)."""
+def probes_in(text: str, anchored: tuple[tuple[str, frozenset[str]], ...]) -> tuple[str, ...]:
+    """The probes of ``anchored`` ((probe, its inner words) pairs) that ``text`` holds (see :func:`files_holding`)."""
     words = set(re.findall(r"\w+", text))
-    return tuple(probe for probe, anchor in anchored if (anchor is None or anchor in words) and probe in text)
+    return tuple(probe for probe, inner in anchored if inner <= words and probe in text)
 
 
 def test_files_holding_finds_what_a_search_of_every_pair_finds():
