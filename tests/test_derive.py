@@ -266,8 +266,8 @@ def test_quadrature_of_a_lambdified_integrand_matches_sympys_evalf():
 
 
 def test_quadrature_leaves_to_sympy_what_it_cannot_settle():
-    """A divergent integrand (its error estimate is large), an integrand with a free symbol, a 2-D integral, an
-    undefined bound: the integral stays for SymPy, as before the fast path existed."""
+    """A divergent integrand (a value beyond 1e100), a singular one (the quadrature fails), an integrand with a free
+    symbol, a 2-D integral, a complex bound: the integral stays for SymPy, as before the fast path existed."""
     u, v, a = sp.symbols("u v a", real=True)
     for integral in [
         sp.Integral(sp.exp(u**2), (u, -sp.oo, sp.oo)),
@@ -280,7 +280,8 @@ def test_quadrature_leaves_to_sympy_what_it_cannot_settle():
 
 
 def test_a_wrong_constant_in_front_of_an_integral_is_refused():
-    """Through the fast path: the Gaussian integral is √(2π), and √π or a dropped factor ½ in the exponent fail."""
+    """Through the fast path: the Gaussian integral is √(2π); √π (the ½ of the exponent dropped), 2√π and √(2π) off by
+    one part in a million are refused."""
     integral = sp.Integral(sp.exp(-((z - mu) ** 2) / 2), (z, -sp.oo, sp.oo))
     check = Derivation(integral, points=6).eq(sp.sqrt(2 * sp.pi), "the Gaussian integral").steps[0].check
     assert "numeric" in check  # checked at points, through the quadrature

@@ -288,7 +288,10 @@ def _value_at(expr: sp.Expr, symbols: tuple[sp.Symbol, ...], point: tuple[tuple[
                 result = mpmath.mpc(function(*arguments))
         else:
             substituted = expr.subs(values)
-            value = sp.N(_by_quadrature(substituted) if quadrature else substituted, QUADRATURE_DIGITS if quadrature else DIGITS)
+            if quadrature:
+                value = sp.N(_by_quadrature(substituted), QUADRATURE_DIGITS)
+            else:  # a closed form that lambdify cannot print
+                value = sp.N(substituted, DIGITS)
             if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or not value.is_number:
                 return None
             result = mpmath.mpc(complex(value))
@@ -715,6 +718,8 @@ def _by_quadrature(expr: sp.Expr) -> sp.Expr:
         if None in bounds:
             continue
         try:
+            # not the cached _lambdified: the point's values are already in the integrand, so each one is new and
+            # would only push the sides' functions out of that cache
             function = sp.lambdify(variable, integrand, modules="mpmath", docstring_limit=0)
             with mpmath.workdps(QUADRATURE_DIGITS):
                 value, error = mpmath.quad(function, list(bounds), error=True)
