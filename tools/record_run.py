@@ -23,13 +23,14 @@ import os
 import re
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from dgm.profile import git_commit  # noqa: E402
+from dgm.profile import git_commit, run_path  # noqa: E402
 
 # The start of the message of dgm.profile.start_run's warning (PYTHONWARNINGS matches the start of a message).
 CPU_WARNING = "the full profile on a CPU takes long"
@@ -62,16 +63,14 @@ def drop_cpu_warning(path: Path) -> int:
     return removed
 
 
-def set_aside_checkpoints(path: Path, profile: str, environment: dict | None = None) -> Path | None:
+def set_aside_checkpoints(path: Path, profile: str, environment: Mapping[str, str] | None = None) -> Path | None:
     """Move the notebook's own checkpoints (``<runs>/<notebook name>/<profile>``, see ``dgm.profile.run_dir``) aside.
 
     A recording is a fresh run: a checkpoint left by an earlier run (other settings, other steps, an older library)
     would otherwise be resumed or read back as if this run had trained it. The folder is renamed, not deleted
     (``<profile>-before-<time>``), and returned; ``None`` where there was nothing to move. Checkpoints of other
     notebooks that this one loads on purpose (ddim_sampling loads ddpm_mnist's U-Net) stay where they are."""
-    environment = os.environ if environment is None else environment
-    runs = path.parent / environment.get("DGM_RUNS", "runs")  # the kernel runs in the notebook's folder
-    folder = runs / path.stem / profile
+    folder = run_path(path.stem, profile, root=path.parent, environment=environment)  # the kernel runs in the notebook's folder
     if not folder.is_dir() or not any(folder.iterdir()):
         return None
     aside = folder.with_name(f"{profile}-before-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
