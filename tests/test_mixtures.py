@@ -55,6 +55,11 @@ def test_the_counting_rules_at_their_boundaries():
     assert score.counts.tolist()[:3] == [19, 20, 1]
     assert score.modes_covered == 1
     assert score.high_quality == pytest.approx(40 / 41)
+    # the papers' count: a mode with one high-quality sample is covered (0, 1 and 2 here), a sample at 3.1σ is not
+    assert [score.modes_with_at_least(k) for k in (1, 2, 19, 20, 21)] == [3, 2, 2, 1, 0]
+    assert ring.score(far[None]).modes_with_at_least(1) == 0
+    with pytest.raises(ValueError, match="at least 1"):
+        score.modes_with_at_least(0)
 
 
 def test_bad_input_is_refused():
