@@ -70,7 +70,8 @@ def set_aside_checkpoints(path: Path, profile: str, environment: Mapping[str, st
     would otherwise be resumed or read back as if this run had trained it. The folder is renamed, not deleted
     (``<profile>-before-<time>``), and returned; ``None`` where there was nothing to move. Checkpoints of other
     notebooks that this one loads on purpose (ddim_sampling loads ddpm_mnist's U-Net) stay where they are."""
-    folder = run_path(path.stem, profile, root=path.parent, environment=environment)  # the kernel runs in the notebook's folder
+    # relative to the notebook's folder, where its kernel runs
+    folder = run_path(path.stem, profile, root=path.parent, environment=environment)
     if not folder.is_dir() or not any(folder.iterdir()):
         return None
     aside = folder.with_name(f"{profile}-before-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")

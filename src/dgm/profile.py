@@ -64,14 +64,16 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def run_path(name: str, profile_name: str, *, root: Path = Path("."), environment: Mapping[str, str] | None = None) -> Path:
-    """``root/$DGM_RUNS/<name>/<profile_name>`` (``DGM_RUNS`` from ``environment``, default ``runs``); nothing is created."""
+def run_path(
+    name: str, profile_name: str, *, root: Path = Path("."), environment: Mapping[str, str] | None = None
+) -> Path:
+    """``root/$DGM_RUNS/<name>/<profile_name>`` (``DGM_RUNS`` from ``environment``, default ``runs``), not created."""
     environment = os.environ if environment is None else environment
     return root / environment.get("DGM_RUNS", "runs") / name / profile_name
 
 
 def run_dir(name: str) -> Path:
-    """Where a notebook keeps its checkpoints: ``$DGM_RUNS/<name>/<profile>`` (default ``./runs``), created if missing."""
+    """Where a notebook keeps its checkpoints, created if missing: ``$DGM_RUNS/<name>/<profile>`` (default ``./runs``)."""
     path = run_path(name, profile())
     path.mkdir(parents=True, exist_ok=True)
     return path

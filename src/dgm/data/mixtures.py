@@ -40,7 +40,10 @@ class ModeScore:
     mode_kl: float
 
     def modes_with_at_least(self, samples: int) -> int:
-        """The modes on which at least ``samples`` high-quality samples land; ``1`` is the VEEGAN/PacGAN papers' count."""
+        """The modes on which at least ``samples`` high-quality samples land.
+
+        ``1`` is the count of PacGAN's released evaluation code, in which the papers' tables are given.
+        """
         if samples < 1:
             raise ValueError(f"samples must be at least 1, got {samples}")
         return int((self.counts >= samples).sum())
