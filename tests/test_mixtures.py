@@ -67,6 +67,8 @@ def test_bad_input_is_refused():
         mixtures.ring().score(torch.zeros(10, 3))
     with pytest.raises(ValueError, match="std"):
         mixtures.ring(std=0.0)
+    with pytest.raises(ValueError, match="min_count must be at least 1"):
+        mixtures.ring().score(torch.zeros(10, 2), min_count=0)
 
 
 def test_samples_are_drawn_on_the_requested_device():

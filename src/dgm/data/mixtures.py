@@ -29,15 +29,20 @@ class ModeScore:
     Attributes:
         counts: high-quality samples per mode, ``(K,)``.
         high_quality: the fraction of all samples within ``threshold`` standard deviations of a mode.
-        modes_covered: the modes with at least ``min_count`` high-quality samples.
+        min_count: the high-quality samples a mode needs to count as covered (:attr:`modes_covered`).
         mode_kl: KL(covered-mode histogram ‖ uniform) in nats, over the high-quality samples
             (0 when they spread evenly over all modes; ``log K`` when all sit on one mode).
     """
 
     counts: Tensor
     high_quality: float
-    modes_covered: int
+    min_count: int
     mode_kl: float
+
+    @property
+    def modes_covered(self) -> int:
+        """The modes with at least ``min_count`` high-quality samples."""
+        return self.modes_with_at_least(self.min_count)
 
     def modes_with_at_least(self, samples: int) -> int:
         """The modes on which at least ``samples`` high-quality samples land.
@@ -112,6 +117,8 @@ class Mixture:
             raise ValueError(f"samples must have shape (N, {self.centers.shape[1]}), got {tuple(samples.shape)}")
         if len(samples) == 0:
             raise ValueError("score needs at least one sample")
+        if min_count < 1:
+            raise ValueError(f"min_count must be at least 1, got {min_count}")
         mode, distance = self.nearest(samples)
         good = distance <= threshold * self.std
         counts = torch.bincount(mode[good], minlength=self.modes).cpu()
@@ -124,7 +131,7 @@ class Mixture:
         return ModeScore(
             counts=counts,
             high_quality=total / len(samples),
-            modes_covered=int((counts >= min_count).sum()),  # the same rule as modes_with_at_least(min_count)
+            min_count=min_count,
             mode_kl=mode_kl,
         )
 
